@@ -34,6 +34,7 @@ struct event {
 	event_fn fn;
 	void *arg;
 	struct event *dead_next;
+	struct event *prev, *next; /* live events of the loop */
 };
 
 struct post {
@@ -50,6 +51,7 @@ struct event_loop {
 	bool stop;
 	int status;
 	struct event *dead; /* freed after each batch */
+	struct event *live; /* every event not deleted */
 };
 
 int event_loop_new(struct event_loop **out)
@@ -100,6 +102,8 @@ void event_loop_free(struct event_loop *ev)
 
 	if (!ev)
 		return;
+	while (ev->live)
+		event_del(ev->live);
 	reap(ev);
 	while ((p = ev->posts)) {
 		ev->posts = p->next;
@@ -128,6 +132,10 @@ static int add(struct event_loop *ev, enum ev_kind kind, int fd, bool owns,
 		free(e);
 		return rc;
 	}
+	e->next = ev->live;
+	if (ev->live)
+		ev->live->prev = e;
+	ev->live = e;
 	if (out)
 		*out = e;
 	return 0;
@@ -203,6 +211,12 @@ void event_del(struct event *e)
 	(void)epoll_ctl(ev->epfd, EPOLL_CTL_DEL, e->fd, NULL);
 	if (e->owns_fd)
 		close(e->fd);
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		ev->live = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
 	e->dead = true;
 	e->dead_next = ev->dead;
 	ev->dead = e;
