@@ -85,6 +85,14 @@ $(O)/tests/%: $(O)/tests/%.o $(LIB_OBJS)
 
 tests: $(UNIT_BINS) $(DEV_BINS)
 
+# Benchmark helpers (bench/*.c), linked like the tests.
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:%.c=$(O)/%)
+$(O)/bench/%: $(O)/bench/%.o $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-bins: $(BENCH_BINS)
+
 # The freestanding test guests (tests/guest/), see mk/guest.mk.
 include mk/guest.mk
 
@@ -114,7 +122,7 @@ demo-linux: deps
 	$(Q)tools/demo-linux.sh $(O)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all bench-bins
 	$(Q)bench/run.sh $(O)
 
 lint:
@@ -131,6 +139,6 @@ install: $(KHYVE) $(KHYVECTL)
 clean:
 	rm -rf $(O)
 
-.PHONY: all tests check deps demo demo-linux bench lint install clean guests
+.PHONY: all tests bench-bins check deps demo demo-linux bench lint install clean guests
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
