@@ -5,7 +5,7 @@
 # missing (idempotent and quiet).  'check' is what make check/demo call.
 set -e
 PKGS="gcc make libc6-dev linux-libc-dev pkg-config perl qemu-system-x86 \
-busybox-static cpio"
+busybox-static cpio bc"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
