@@ -28,6 +28,7 @@
 #include "firmware/e820.h"
 #include "firmware/fw.h"
 #include "hw/atkbdc.h"
+#include "hw/pctestdev.h"
 #include "hw/pm.h"
 #include "hw/post.h"
 #include "hw/rtc.h"
@@ -200,8 +201,6 @@ static int map_memory(struct vm *vm)
 
 static int create_platform(struct vm *vm)
 {
-	struct rtc *rtc;
-	struct atkbdc *kbd;
 	bool localtime;
 	int rc;
 
@@ -209,9 +208,9 @@ static int create_platform(struct vm *vm)
 			       &localtime)))
 		return rc;
 	if ((rc = rtc_create(&vm->ctx, localtime, vm->mem.lowmem,
-			     vm->mem.highmem, &rtc)) ||
+			     vm->mem.highmem, &vm->rtc)) ||
 	    (rc = pm_create(&vm->ctx, &vm->pm)) ||
-	    (rc = atkbdc_create(&vm->ctx, &kbd)) ||
+	    (rc = atkbdc_create(&vm->ctx, &vm->kbd)) ||
 	    (rc = post_create(&vm->ctx)))
 		return rc;
 	if ((rc = pci_root_new(&vm->ctx, &vm->pci)))
@@ -219,10 +218,11 @@ static int create_platform(struct vm *vm)
 	return pci_create_devices(vm->pci, vm->cfg);
 }
 
+/* The slot of the LPC bridge (0: none; slot 0 is the host bridge's). */
 static void find_lpc(void *arg, struct pci_dev *pd)
 {
 	if (strcmp(pd->model->name, "lpc") == 0)
-		*(bool *)arg = true;
+		*(uint8_t *)arg = pd->slot;
 }
 
 static int build_tables(struct vm *vm, uint64_t *rsdp)
@@ -231,7 +231,7 @@ static int build_tables(struct vm *vm, uint64_t *rsdp)
 	uint16_t ports[4];
 	uint8_t irqs[4];
 	struct fw_platform p;
-	bool has_lpc = false;
+	uint8_t lpc_slot = 0;
 	int i, n = 0;
 
 	memset(&p, 0, sizeof(p));
@@ -249,8 +249,9 @@ static int build_tables(struct vm *vm, uint64_t *rsdp)
 	p.mmio32_end = PCI_MMIO32_END - 1;
 	p.mmio64_base = (HIGHMEM_BASE + vm->mem.highmem + GIB - 1) & ~(GIB - 1);
 	p.mmio64_end = p.mmio64_base + PCI_MMIO64_SIZE - 1;
-	pci_foreach(vm->pci, find_lpc, &has_lpc);
-	if (has_lpc) {
+	pci_foreach(vm->pci, find_lpc, &lpc_slot);
+	p.lpc_slot = lpc_slot;
+	if (lpc_slot) {
 		n = uart_lpc_ports(cfg_find(vm->cfg, "lpc"), ports, irqs, 4);
 		for (i = 0; i < n; i++)
 			uarts[i] = (struct fw_uart){ .port = ports[i],
@@ -446,6 +447,12 @@ void vm_destroy(struct vm *vm)
 	}
 	if (vm->ctl)
 		ctl_close(vm->ctl);
+	/* Devices go while the loop is stopped, before buses and loop. */
+	uart_lpc_release();
+	pctestdev_lpc_release();
+	rtc_destroy(vm->rtc);
+	pm_destroy(vm->pm);
+	atkbdc_destroy(vm->kbd);
 	pci_root_free(vm->pci);
 	hv_vm_destroy(vm->hv);
 	gmem_free(&vm->mem);

@@ -25,6 +25,8 @@ struct bus;
 struct event_loop;
 struct pci_bus;
 struct pm;
+struct rtc;
+struct atkbdc;
 struct ctl;
 
 struct vm {
@@ -37,6 +39,8 @@ struct vm {
 	struct devctx ctx;
 	struct pci_bus *pci;
 	struct pm *pm;
+	struct rtc *rtc;
+	struct atkbdc *kbd;
 	struct ctl *ctl;
 	unsigned ncpus;
 	struct vcpu **vcpus;

@@ -25,7 +25,7 @@ static int cmd_destroy(void *arg, const char *args, FILE *out)
 	struct vm *vm = arg;
 
 	(void)args;
-	fprintf(out, "destroying vm %s\n", vm->name);
+	(void)out; /* bhyvectl --destroy prints nothing */
 	vm_request_exit(vm, VM_EXIT_POWEROFF, "destroyed by khyvectl");
 	return 0;
 }
@@ -216,14 +216,33 @@ static int reg_value(const struct hv_regs *r, const char *name,
 		R(rax), R(rbx), R(rcx), R(rdx), R(rsi), R(rdi), R(rsp),
 		R(rbp), R(r8),  R(r9),  R(r10), R(r11), R(r12), R(r13),
 		R(r14), R(r15), R(rip), R(rflags), R(cr0), R(cr2), R(cr3),
-		R(cr4), R(efer), R(dr6), R(dr7),
+		R(cr4), R(efer), R(dr0), R(dr1), R(dr2), R(dr3), R(dr6),
+		R(dr7),
 #undef R
 	};
+	static const struct {
+		const char *name;
+		size_t off;
+	} segs[] = {
+#define S(n, f) { #n, offsetof(struct hv_regs, f) }
+		S(cs, cs), S(ds, ds), S(es, es), S(fs, fs), S(gs, gs),
+		S(ss, ss), S(tr, tr), S(ldtr, ldt),
+#undef S
+	};
+	const struct hv_seg *seg;
 	unsigned i;
 
 	for (i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
 		if (strcmp(regs[i].name, name) == 0) {
 			memcpy(v, (const char *)r + regs[i].off, sizeof(*v));
+			return 0;
+		}
+	}
+	for (i = 0; i < sizeof(segs) / sizeof(segs[0]); i++) {
+		if (strcmp(segs[i].name, name) == 0) {
+			seg = (const struct hv_seg *)((const char *)r +
+						      segs[i].off);
+			*v = seg->sel;
 			return 0;
 		}
 	}

@@ -79,7 +79,7 @@ struct hv_regs {
 	struct hv_seg cs, ds, es, fs, gs, ss, tr, ldt;
 	uint64_t gdt_base, idt_base;
 	uint16_t gdt_limit, idt_limit;
-	uint64_t dr6, dr7;
+	uint64_t dr0, dr1, dr2, dr3, dr6, dr7;
 	uint64_t apic_base;
 };
 

@@ -503,6 +503,10 @@ int hv_vcpu_get_regs(struct hv_vcpu *v, struct hv_regs *r)
 	r->gdt_base = ks.gdt.base, r->gdt_limit = ks.gdt.limit;
 	r->idt_base = ks.idt.base, r->idt_limit = ks.idt.limit;
 	if (vcpu_ioctl(v, KVM_GET_DEBUGREGS, &kd) == 0) {
+		r->dr0 = kd.db[0];
+		r->dr1 = kd.db[1];
+		r->dr2 = kd.db[2];
+		r->dr3 = kd.db[3];
 		r->dr6 = kd.dr6;
 		r->dr7 = kd.dr7;
 	}
