@@ -46,6 +46,15 @@ struct devctx {
 	struct event_loop *ev;    /* NULL in tests without a loop */
 	struct pci_bus *pci;      /* the PCI root, for models that need it */
 	struct cfg_node *root;    /* whole tree: only for platform glue (lpc) */
+	/*
+	 * Optional kernel fast path (NULL in tests): signal eventfd 'fd' on
+	 * a guest write of 'len' bytes at 'addr' (port I/O when 'pio'),
+	 * only when the value equals 'match' if 'has_match'; 'deassign'
+	 * removes it.  0 or -errno.
+	 */
+	int (*ioeventfd)(void *opaque, int fd, uint64_t addr, unsigned len,
+			 bool pio, bool has_match, uint64_t match,
+			 bool deassign);
 	/* End the VM with exit status 'status' ('why' for the log, may be
 	 * NULL).  Any thread; the first request wins; returns at once. */
 	void (*exit)(void *opaque, int status, const char *why);

@@ -16,6 +16,16 @@ struct irq_sink {
 	int (*set_irq)(void *opaque, unsigned gsi, int level);
 	/* Send an MSI.  Returns 0 or -errno. */
 	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	/*
+	 * Optional kernel fast path (NULL in tests): make a write to eventfd
+	 * 'fd' deliver the MSI (addr, data) without user space (KVM GSI
+	 * route + irqfd).  *handle is -1 for a new binding, else the value a
+	 * previous call stored (the message is then updated).  0 or -errno.
+	 */
+	int (*msi_bind)(void *opaque, int fd, uint64_t addr, uint32_t data,
+			int *handle);
+	/* Undo msi_bind for 'fd' / 'handle'. */
+	void (*msi_unbind)(void *opaque, int fd, int handle);
 	void *opaque;
 };
 

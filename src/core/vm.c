@@ -129,6 +129,46 @@ static int vm_irq_msi(void *opaque, uint64_t addr, uint32_t data)
 	return hv_vm_msi(vm->hv, addr, data);
 }
 
+static int vm_msi_bind(void *opaque, int fd, uint64_t addr, uint32_t data,
+		       int *handle)
+{
+	struct vm *vm = opaque;
+	int gsi, rc;
+
+	if (*handle >= 0)
+		return hv_vm_msi_route_set(vm->hv, *handle, addr, data);
+	gsi = hv_vm_msi_route_alloc(vm->hv, addr, data);
+	if (gsi < 0)
+		return gsi;
+	rc = hv_vm_irqfd(vm->hv, fd, (unsigned)gsi, false);
+	if (rc) {
+		hv_vm_msi_route_free(vm->hv, gsi);
+		return rc;
+	}
+	*handle = gsi;
+	return 0;
+}
+
+static void vm_msi_unbind(void *opaque, int fd, int handle)
+{
+	struct vm *vm = opaque;
+
+	if (handle < 0)
+		return;
+	(void)hv_vm_irqfd(vm->hv, fd, (unsigned)handle, true);
+	(void)hv_vm_msi_route_free(vm->hv, handle);
+}
+
+static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len,
+			bool pio, bool has_match, uint64_t match,
+			bool deassign)
+{
+	struct vm *vm = opaque;
+
+	return hv_vm_ioeventfd(vm->hv, fd, addr, len, pio, has_match, match,
+			       deassign);
+}
+
 static void vm_ctx_exit(void *opaque, int status, const char *why)
 {
 	vm_request_exit(opaque, status, why);
@@ -366,7 +406,10 @@ int vm_create(struct cfg_node *cfg, struct vm **out)
 		.pio = vm->pio,
 		.mmio = vm->mmio,
 		.mem = &vm->mem,
-		.irq = { vm_irq_set, vm_irq_msi, vm },
+		.irq = { .set_irq = vm_irq_set, .msi = vm_irq_msi,
+			 .msi_bind = vm_msi_bind, .msi_unbind = vm_msi_unbind,
+			 .opaque = vm },
+		.ioeventfd = vm_ioeventfd,
 		.ev = vm->ev,
 		.root = cfg,
 		.exit = vm_ctx_exit,

@@ -116,6 +116,16 @@ int hv_vm_ioeventfd(struct hv_vm *vm, int fd, uint64_t addr, unsigned len,
 		    bool pio, bool has_match, uint64_t match, bool deassign);
 /* Route eventfd 'fd' to interrupt 'gsi' in the kernel.  0 or -errno. */
 int hv_vm_irqfd(struct hv_vm *vm, int fd, unsigned gsi, bool deassign);
+/*
+ * MSI routes: allocate a GSI (above the irqchip pins) that delivers the
+ * MSI message (addr, data), for use with hv_vm_irqfd().  Returns the GSI
+ * (>= 0) or -errno.  _set changes the message of an allocated GSI, _free
+ * releases it.  0 or -errno.
+ */
+int hv_vm_msi_route_alloc(struct hv_vm *vm, uint64_t addr, uint32_t data);
+int hv_vm_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr,
+			uint32_t data);
+int hv_vm_msi_route_free(struct hv_vm *vm, int gsi);
 
 /* Create vCPU 'id' (0 is the BSP).  Returns 0 or -errno. */
 int hv_vcpu_create(struct hv_vm *vm, unsigned id, struct hv_vcpu **out);

@@ -36,6 +36,15 @@
 #define CPUID_MAX_ENTRIES 256
 #define KHYVE_CPUID_LEAF 0x40000100u
 
+#define IRQCHIP_PINS 24
+#define MAX_MSI_ROUTES 1024
+
+struct msi_route {
+	bool used;
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct hv_vm {
 	int kvm_fd;
 	int vm_fd;
@@ -44,6 +53,8 @@ struct hv_vm {
 	struct hv_vm_opts opts;
 	bool user_msr;              /* unknown MSRs exit to userspace */
 	struct kvm_cpuid2 *cpuid;   /* supported, filtered per vCPU */
+	pthread_mutex_t route_lock; /* msi[] and the kernel routing table */
+	struct msi_route msi[MAX_MSI_ROUTES]; /* GSI = IRQCHIP_PINS + i */
 };
 
 struct hv_vcpu {
@@ -145,6 +156,7 @@ int hv_vm_create(const struct hv_vm_opts *opts, struct hv_vm **out)
 		return -ENOMEM;
 	vm->opts = *opts;
 	vm->vm_fd = -1;
+	pthread_mutex_init(&vm->route_lock, NULL);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		rc = -errno;
@@ -212,6 +224,7 @@ void hv_vm_destroy(struct hv_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->cpuid);
+	pthread_mutex_destroy(&vm->route_lock);
 	free(vm);
 }
 
@@ -279,6 +292,112 @@ int hv_vm_irqfd(struct hv_vm *vm, int fd, unsigned gsi, bool deassign)
 	};
 
 	return vm_ioctl(vm, KVM_IRQFD, &irqfd);
+}
+
+/*
+ * KVM_SET_GSI_ROUTING replaces the whole table, so it is rebuilt every
+ * time: KVM's default irqchip routes (GSI 0-15 to the PICs and the IOAPIC,
+ * 16-23 to the IOAPIC) plus the allocated MSI routes.  route_lock held.
+ */
+static int commit_routes(struct hv_vm *vm)
+{
+	struct kvm_irq_routing *t;
+	struct kvm_irq_routing_entry *e;
+	unsigned i, n = 0;
+	int rc;
+
+	t = calloc(1, sizeof(*t) + (16 + IRQCHIP_PINS + MAX_MSI_ROUTES) *
+					   sizeof(t->entries[0]));
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < IRQCHIP_PINS; i++) {
+		if (i < 16) {
+			e = &t->entries[n++];
+			e->gsi = i;
+			e->type = KVM_IRQ_ROUTING_IRQCHIP;
+			e->u.irqchip.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER
+						     : KVM_IRQCHIP_PIC_SLAVE;
+			e->u.irqchip.pin = i % 8;
+		}
+		e = &t->entries[n++];
+		e->gsi = i;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = i;
+	}
+	for (i = 0; i < MAX_MSI_ROUTES; i++) {
+		if (!vm->msi[i].used)
+			continue;
+		e = &t->entries[n++];
+		e->gsi = IRQCHIP_PINS + i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)vm->msi[i].addr;
+		e->u.msi.address_hi = (uint32_t)(vm->msi[i].addr >> 32);
+		e->u.msi.data = vm->msi[i].data;
+	}
+	t->nr = n;
+	rc = vm_ioctl(vm, KVM_SET_GSI_ROUTING, t);
+	free(t);
+	return rc < 0 ? rc : 0;
+}
+
+int hv_vm_msi_route_alloc(struct hv_vm *vm, uint64_t addr, uint32_t data)
+{
+	unsigned i;
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&vm->route_lock);
+	for (i = 0; i < MAX_MSI_ROUTES; i++) {
+		if (vm->msi[i].used)
+			continue;
+		vm->msi[i] = (struct msi_route){ true, addr, data };
+		rc = commit_routes(vm);
+		if (rc)
+			vm->msi[i].used = false;
+		else
+			rc = (int)(IRQCHIP_PINS + i);
+		break;
+	}
+	pthread_mutex_unlock(&vm->route_lock);
+	return rc;
+}
+
+static struct msi_route *route_of(struct hv_vm *vm, int gsi)
+{
+	if (gsi < IRQCHIP_PINS || gsi >= IRQCHIP_PINS + MAX_MSI_ROUTES ||
+	    !vm->msi[gsi - IRQCHIP_PINS].used)
+		return NULL;
+	return &vm->msi[gsi - IRQCHIP_PINS];
+}
+
+int hv_vm_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr,
+			uint32_t data)
+{
+	struct msi_route *r;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&vm->route_lock);
+	if ((r = route_of(vm, gsi))) {
+		r->addr = addr;
+		r->data = data;
+		rc = commit_routes(vm);
+	}
+	pthread_mutex_unlock(&vm->route_lock);
+	return rc;
+}
+
+int hv_vm_msi_route_free(struct hv_vm *vm, int gsi)
+{
+	struct msi_route *r;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&vm->route_lock);
+	if ((r = route_of(vm, gsi))) {
+		r->used = false;
+		rc = commit_routes(vm);
+	}
+	pthread_mutex_unlock(&vm->route_lock);
+	return rc;
 }
 
 int hv_vcpu_create(struct hv_vm *vm, unsigned id, struct hv_vcpu **out)
