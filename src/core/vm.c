@@ -239,6 +239,12 @@ static int map_memory(struct vm *vm)
 	return 0;
 }
 
+/* The 64-bit PCI window: the first 1 GiB boundary above high RAM. */
+static uint64_t mmio64_base(const struct vm *vm)
+{
+	return (HIGHMEM_BASE + vm->mem.highmem + GIB - 1) & ~(GIB - 1);
+}
+
 static int create_platform(struct vm *vm)
 {
 	bool localtime;
@@ -255,7 +261,12 @@ static int create_platform(struct vm *vm)
 		return rc;
 	if ((rc = pci_root_new(&vm->ctx, &vm->pci)))
 		return rc;
-	return pci_create_devices(vm->pci, vm->cfg);
+	pci_set_windows(vm->pci, PCI_IO_BASE, PCI_IO_END - 1, PCI_MMIO32_BASE,
+			PCI_MMIO32_END - 1, mmio64_base(vm),
+			mmio64_base(vm) + PCI_MMIO64_SIZE - 1);
+	if ((rc = pci_create_devices(vm->pci, vm->cfg)))
+		return rc;
+	return pci_assign_bars(vm->pci);
 }
 
 /* The slot of the LPC bridge (0: none; slot 0 is the host bridge's). */
@@ -268,8 +279,12 @@ static void find_lpc(void *arg, struct pci_dev *pd)
 static int build_tables(struct vm *vm, uint64_t *rsdp)
 {
 	struct fw_uart uarts[4];
+	struct fw_pci_intx intx[PCI_MAX_SLOTS * 4];
+	uint8_t islot[PCI_MAX_SLOTS * 4], ipin[PCI_MAX_SLOTS * 4];
+	uint8_t igsi[PCI_MAX_SLOTS * 4];
 	uint16_t ports[4];
 	uint8_t irqs[4];
+	unsigned j, nintx;
 	struct fw_platform p;
 	uint8_t lpc_slot = 0;
 	int i, n = 0;
@@ -287,8 +302,16 @@ static int build_tables(struct vm *vm, uint64_t *rsdp)
 	p.pci_io_end = PCI_IO_END - 1;
 	p.mmio32_base = PCI_MMIO32_BASE;
 	p.mmio32_end = PCI_MMIO32_END - 1;
-	p.mmio64_base = (HIGHMEM_BASE + vm->mem.highmem + GIB - 1) & ~(GIB - 1);
+	p.mmio64_base = mmio64_base(vm);
 	p.mmio64_end = p.mmio64_base + PCI_MMIO64_SIZE - 1;
+	nintx = pci_intx_routes(vm->pci, islot, ipin, igsi,
+				PCI_MAX_SLOTS * 4);
+	for (j = 0; j < nintx; j++)
+		intx[j] = (struct fw_pci_intx){ .slot = islot[j],
+						.pin = ipin[j],
+						.gsi = igsi[j] };
+	p.intx = intx;
+	p.nintx = nintx;
 	pci_foreach(vm->pci, find_lpc, &lpc_slot);
 	p.lpc_slot = lpc_slot;
 	if (lpc_slot) {

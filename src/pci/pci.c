@@ -3,6 +3,7 @@
  * PCI root, config mechanisms and instance creation (see pci.h).
  */
 #include "pci/pci.h"
+#include "pci/pci_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,13 +15,6 @@
 #include "core/layout.h"
 #include "lib/log.h"
 
-struct pci_bus {
-	struct devctx *ctx;
-	pthread_mutex_t lock;
-	uint32_t cf8;  /* the address latch */
-	/* Sparse: one table of functions per bus that has any. */
-	struct pci_dev **fn[PCI_MAX_BUSES];
-};
 
 static struct pci_dev **slot_ptr(struct pci_bus *root, unsigned bus,
 				 unsigned slot, unsigned func, bool create)
@@ -92,8 +86,11 @@ void pci_cfg_write(struct pci_bus *root, unsigned bus, unsigned slot,
 	    off + size > PCI_CFG_SIZE || (off & (size - 1)))
 		return;
 	pthread_mutex_lock(&root->lock);
-	if (!pd->model->pci->cfgwrite ||
-	    pd->model->pci->cfgwrite(pd, off, size, val) == -ENOENT) {
+	if ((!pd->model->pci->cfgwrite ||
+	     pd->model->pci->cfgwrite(pd, off, size, val) == -ENOENT) &&
+	    !pci_bar_cfgwrite(pd, off, size, val)) {
+		uint16_t old_cmd = pci_get16(pd, PCIR_COMMAND);
+
 		for (i = 0; i < size; i++) {
 			uint8_t m = pd->wmask[off + i];
 			uint8_t b = (uint8_t)(val >> (8 * i));
@@ -101,6 +98,11 @@ void pci_cfg_write(struct pci_bus *root, unsigned bus, unsigned slot,
 			pd->cfg[off + i] = (uint8_t)((pd->cfg[off + i] & ~m) |
 						     (b & m));
 		}
+		if (off < PCIR_COMMAND + 2 && off + size > PCIR_COMMAND &&
+		    (old_cmd ^ pci_get16(pd, PCIR_COMMAND)) &
+			    (PCIM_CMD_PORTEN | PCIM_CMD_MEMEN))
+			pci_bars_update(pd);
+		pci_irq_cfgwritten(pd, off, size, old_cmd);
 	}
 	pthread_mutex_unlock(&root->lock);
 }
@@ -185,6 +187,9 @@ int pci_root_new(struct devctx *ctx, struct pci_bus **out)
 		return -ENOMEM;
 	root->ctx = ctx;
 	pthread_mutex_init(&root->lock, NULL);
+	pthread_mutex_init(&root->intx_lock, NULL);
+	pci_set_windows(root, PCI_IO_BASE, PCI_IO_END - 1, PCI_MMIO32_BASE,
+			PCI_MMIO32_END - 1, 0, 0);
 	/* 0xcf9 between the two belongs to the reset-control register. */
 	rc = bus_register(ctx->pio, PORT_PCI_CONF_ADDR, 1, cf8_io, root,
 			  "pci-cf8");
@@ -215,10 +220,19 @@ void pci_root_free(struct pci_bus *root)
 	for (b = 0; b < PCI_MAX_BUSES; b++) {
 		if (!root->fn[b])
 			continue;
-		for (i = 0; i < PCI_MAX_SLOTS * PCI_MAX_FUNCS; i++)
-			free(root->fn[b][i]);
+		for (i = 0; i < PCI_MAX_SLOTS * PCI_MAX_FUNCS; i++) {
+			struct pci_dev *pd = root->fn[b][i];
+
+			if (!pd)
+				continue;
+			pci_bars_unmap(pd);
+			pci_irq_free(pd);
+			pthread_mutex_destroy(&pd->irq_lock);
+			free(pd);
+		}
 		free(root->fn[b]);
 	}
+	pthread_mutex_destroy(&root->intx_lock);
 	pthread_mutex_destroy(&root->lock);
 	free(root);
 }
@@ -336,6 +350,8 @@ static int create_one(struct pci_bus *root, struct cfg_node *node,
 	pd->slot = (uint8_t)s;
 	pd->func = (uint8_t)f;
 	snprintf(pd->name, sizeof(pd->name), "%s@%u:%u:%u", m->name, b, s, f);
+	pthread_mutex_init(&pd->irq_lock, NULL);
+	pd->cap_end = 0x40;
 	default_wmask(pd);
 	*slot = pd;
 	rc = m->pci->init(pd, node);
@@ -343,6 +359,8 @@ static int create_one(struct pci_bus *root, struct cfg_node *node,
 		rc = apply_pcireg(pd);
 	if (rc) {
 		*slot = NULL;
+		pci_irq_free(pd);
+		pthread_mutex_destroy(&pd->irq_lock);
 		free(pd);
 		return rc;
 	}
@@ -430,6 +448,28 @@ bad_sn:
 bad_bn:
 	free(v);
 	return bad_node(bn);
+}
+
+int pci_add_cap(struct pci_dev *pd, const uint8_t *cap, unsigned len,
+		unsigned *off)
+{
+	unsigned at = (pd->cap_end + 3) & ~3u;
+
+	if (len < 2 || at + len > 0x100)
+		return -ENOSPC;
+	memcpy(pd->cfg + at, cap, len);
+	pd->cfg[at + 1] = 0;
+	if (pd->cap_last)
+		pd->cfg[pd->cap_last + 1] = (uint8_t)at;
+	else
+		pci_set8(pd, PCIR_CAP_PTR, (uint8_t)at);
+	pci_set16(pd, PCIR_STATUS,
+		  pci_get16(pd, PCIR_STATUS) | PCIM_STATUS_CAPLIST);
+	pd->cap_last = at;
+	pd->cap_end = at + len;
+	if (off)
+		*off = at;
+	return 0;
 }
 
 int pci_create_devices(struct pci_bus *root, struct cfg_node *cfg)
