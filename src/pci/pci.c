@@ -226,6 +226,8 @@ void pci_root_free(struct pci_bus *root)
 			if (!pd)
 				continue;
 			pci_bars_unmap(pd);
+			if (pd->model->pci->fini)
+				pd->model->pci->fini(pd);
 			pci_irq_free(pd);
 			pthread_mutex_destroy(&pd->irq_lock);
 			free(pd);

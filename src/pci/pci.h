@@ -154,6 +154,8 @@ struct pci_devops {
 		       uint64_t addr);
 	/* The guest enabled/disabled MSI-X or changed a vector (optional). */
 	void (*irq_changed)(struct pci_dev *pd);
+	/* Free the model's state (pd->softc) at teardown (optional). */
+	void (*fini)(struct pci_dev *pd);
 };
 
 /* Config-image accessors (little-endian, bounds checked by the caller). */
