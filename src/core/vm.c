@@ -276,42 +276,95 @@ static void find_lpc(void *arg, struct pci_dev *pd)
 		*(uint8_t *)arg = pd->slot;
 }
 
+/* The INTx routes of one bus as firmware-table entries. */
+static unsigned bus_intx(struct vm *vm, unsigned bus, struct fw_pci_intx *out)
+{
+	uint8_t slot[FW_MAX_INTX], pin[FW_MAX_INTX], gsi[FW_MAX_INTX];
+	unsigned i, n = pci_intx_routes(vm->pci, bus, slot, pin, gsi,
+					FW_MAX_INTX);
+
+	for (i = 0; i < n; i++)
+		out[i] = (struct fw_pci_intx){ slot[i], pin[i], gsi[i] };
+	return n;
+}
+
+/* Bus 0 is PC00; every other populated bus becomes a root bridge of its
+ * own, as bhyve describes them.  Arrays are sized by the caller. */
+static void describe_pci(struct vm *vm, struct fw_platform *p,
+			 struct fw_pci_intx (*intx)[FW_MAX_INTX],
+			 struct fw_pci_root *roots)
+{
+	uint8_t buses[PCI_MAX_BUSES];
+	struct pci_bus_windows w;
+	unsigned i, n = pci_buses(vm->pci, buses, PCI_MAX_BUSES);
+
+	p->pci = true;
+	p->ecam_base = PCI_ECAM_BASE;
+	p->bus_start = 0;
+	p->bus_end = 255;
+	p->pci_io_base = PCI_IO_BASE;
+	p->pci_io_end = PCI_IO_END - 1;
+	p->mmio32_base = PCI_MMIO32_BASE;
+	p->mmio32_end = PCI_MMIO32_END - 1;
+	p->mmio64_base = mmio64_base(vm);
+	p->mmio64_end = p->mmio64_base + PCI_MMIO64_SIZE - 1;
+	p->intx = intx[0];
+	p->nintx = bus_intx(vm, 0, intx[0]);
+	for (i = 0; i < n; i++) {
+		struct fw_pci_root *r;
+
+		if (buses[i] == 0) {
+			if (n > 1 && pci_bus_windows(vm->pci, 0, &w)) {
+				p->pci_io_base = (uint16_t)w.io_base;
+				p->pci_io_end = (uint16_t)w.io_end;
+				p->mmio32_base = w.mem32_base;
+				p->mmio32_end = w.mem32_end;
+				p->mmio64_base = w.mem64_base;
+				p->mmio64_end = w.mem64_end;
+			}
+			continue;
+		}
+		if (p->nroots == 0)
+			p->bus_end = (uint8_t)(buses[i] - 1);
+		r = &roots[p->nroots];
+		pci_bus_windows(vm->pci, buses[i], &w);
+		*r = (struct fw_pci_root){
+			.bus = buses[i],
+			.io_base = (uint16_t)w.io_base,
+			.io_end = (uint16_t)w.io_end,
+			.mmio32_base = w.mem32_base, .mmio32_end = w.mem32_end,
+			.mmio64_base = w.mem64_base, .mmio64_end = w.mem64_end,
+			.intx = intx[p->nroots + 1],
+		};
+		r->nintx = bus_intx(vm, buses[i], intx[p->nroots + 1]);
+		p->nroots++;
+	}
+	p->roots = roots;
+}
+
 static int build_tables(struct vm *vm, uint64_t *rsdp)
 {
+	struct fw_pci_intx (*intx)[FW_MAX_INTX];
+	struct fw_pci_root *roots;
 	struct fw_uart uarts[4];
-	struct fw_pci_intx intx[PCI_MAX_SLOTS * 4];
-	uint8_t islot[PCI_MAX_SLOTS * 4], ipin[PCI_MAX_SLOTS * 4];
-	uint8_t igsi[PCI_MAX_SLOTS * 4];
 	uint16_t ports[4];
 	uint8_t irqs[4];
-	unsigned j, nintx;
 	struct fw_platform p;
 	uint8_t lpc_slot = 0;
-	int i, n = 0;
+	int i, n = 0, rc;
 
+	intx = calloc(PCI_MAX_BUSES, sizeof(*intx));
+	roots = calloc(PCI_MAX_BUSES, sizeof(*roots));
+	if (!intx || !roots) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	memset(&p, 0, sizeof(p));
 	p.ncpus = vm->ncpus;
 	(void)cfg_get_bool(vm->cfg, "x86.x2apic", false, &p.x2apic);
 	(void)cfg_get_bool(vm->cfg, "x86.mptable", true, &p.mptable);
 	p.mem = &vm->mem;
-	p.pci = true;
-	p.ecam_base = PCI_ECAM_BASE;
-	p.bus_start = 0;
-	p.bus_end = 255;
-	p.pci_io_base = PCI_IO_BASE;
-	p.pci_io_end = PCI_IO_END - 1;
-	p.mmio32_base = PCI_MMIO32_BASE;
-	p.mmio32_end = PCI_MMIO32_END - 1;
-	p.mmio64_base = mmio64_base(vm);
-	p.mmio64_end = p.mmio64_base + PCI_MMIO64_SIZE - 1;
-	nintx = pci_intx_routes(vm->pci, islot, ipin, igsi,
-				PCI_MAX_SLOTS * 4);
-	for (j = 0; j < nintx; j++)
-		intx[j] = (struct fw_pci_intx){ .slot = islot[j],
-						.pin = ipin[j],
-						.gsi = igsi[j] };
-	p.intx = intx;
-	p.nintx = nintx;
+	describe_pci(vm, &p, intx, roots);
 	pci_foreach(vm->pci, find_lpc, &lpc_slot);
 	p.lpc_slot = lpc_slot;
 	if (lpc_slot) {
@@ -323,7 +376,11 @@ static int build_tables(struct vm *vm, uint64_t *rsdp)
 	}
 	p.uarts = uarts;
 	p.nuarts = n > 0 ? (unsigned)n : 0;
-	return fw_build_tables(&vm->mem, &p, rsdp);
+	rc = fw_build_tables(&vm->mem, &p, rsdp);
+out:
+	free(intx);
+	free(roots);
+	return rc;
 }
 
 static int load_kernel(struct vm *vm, uint64_t rsdp, struct hv_regs *regs)

@@ -271,7 +271,7 @@ static int acpi_mcfg(struct acpi_ctx *c, const struct fw_platform *p)
 	fw_put64(e, p->ecam_base); /* ECAM address of bus 0 */
 	fw_put16(e + 8, 0);	   /* segment */
 	e[10] = p->bus_start;
-	e[11] = p->bus_end;
+	e[11] = fw_last_bus(p);
 	acpi_finish(t, (uint32_t)len);
 	return acpi_add(c, gpa);
 }

@@ -71,61 +71,117 @@ static void dsdt_isa_devices(struct aml *a, const struct fw_platform *p)
 	dsdt_rtc(a);
 }
 
-/* _CRS of the PCI root: every window the host bridge forwards. */
-static void dsdt_pci_crs(struct aml *a, const struct fw_platform *p)
+/* What one host bridge forwards (PC00 or a further root). */
+struct root_desc {
+	uint8_t bus_start, bus_end;
+	uint16_t io_base, io_end;
+	uint64_t mmio32_base, mmio32_end, mmio64_base, mmio64_end;
+	const struct fw_pci_intx *intx;
+	unsigned nintx;
+	bool legacy_io; /* PC00: also the ISA ports outside the window */
+};
+
+/* _CRS of a PCI root: every window the host bridge forwards. */
+static void dsdt_pci_crs(struct aml *a, const struct root_desc *r)
 {
 	uint32_t io_lo = 0xd00; /* legacy ports above the config ports */
 
 	aml_name(a, "_CRS");
 	aml_restemplate_begin(a);
-	aml_res_word_bus(a, true, p->bus_start, p->bus_end);
-	aml_res_io(a, PORT_PCI_CONF_ADDR, PORT_PCI_CONF_ADDR, 1,
-		   PCI_CONFIG_PORTS);
-	aml_res_word_io(a, true, 0, PORT_PCI_CONF_ADDR - 1);
-	if (p->pci_io_end > p->pci_io_base) {
-		/* the ports below the BAR window, the window, above it */
-		if (p->pci_io_base > io_lo)
-			aml_res_word_io(a, true, (uint16_t)io_lo,
-					(uint16_t)(p->pci_io_base - 1));
-		aml_res_word_io(a, true, p->pci_io_base, p->pci_io_end);
-		io_lo = p->pci_io_end + 1u;
+	aml_res_word_bus(a, true, r->bus_start, r->bus_end);
+	if (r->legacy_io) {
+		aml_res_io(a, PORT_PCI_CONF_ADDR, PORT_PCI_CONF_ADDR, 1,
+			   PCI_CONFIG_PORTS);
+		aml_res_word_io(a, true, 0, PORT_PCI_CONF_ADDR - 1);
 	}
-	if (io_lo <= 0xffff)
+	if (r->io_end > r->io_base) {
+		/* the ports below the BAR window, the window, above it */
+		if (r->legacy_io && r->io_base > io_lo)
+			aml_res_word_io(a, true, (uint16_t)io_lo,
+					(uint16_t)(r->io_base - 1));
+		aml_res_word_io(a, true, r->io_base, r->io_end);
+		io_lo = r->io_end + 1u;
+	}
+	if (r->legacy_io && io_lo <= 0xffff)
 		aml_res_word_io(a, true, (uint16_t)io_lo, 0xffff);
-	if (p->mmio32_end > p->mmio32_base)
-		aml_res_dword_memory(a, true, false, (uint32_t)p->mmio32_base,
-				     (uint32_t)p->mmio32_end);
-	if (p->mmio64_end > p->mmio64_base)
-		aml_res_qword_memory(a, true, true, p->mmio64_base,
-				     p->mmio64_end);
+	if (r->mmio32_end > r->mmio32_base)
+		aml_res_dword_memory(a, true, false, (uint32_t)r->mmio32_base,
+				     (uint32_t)r->mmio32_end);
+	if (r->mmio64_end > r->mmio64_base)
+		aml_res_qword_memory(a, true, true, r->mmio64_base,
+				     r->mmio64_end);
 	aml_end(a);
 }
 
 /* _PRT: Package { Address, Pin, Source (none: GSI), SourceIndex (GSI) } */
-static void dsdt_pci_prt(struct aml *a, const struct fw_platform *p)
+static void dsdt_pci_prt(struct aml *a, const struct root_desc *r)
 {
 	unsigned i;
 
 	aml_name(a, "_PRT");
 	aml_package_begin(a);
-	for (i = 0; i < p->nintx; i++) {
-		const struct fw_pci_intx *r = &p->intx[i];
+	for (i = 0; i < r->nintx; i++) {
+		const struct fw_pci_intx *x = &r->intx[i];
 
 		aml_package_begin(a);
-		aml_integer(a, ((uint64_t)r->slot << 16) | 0xffff);
-		aml_integer(a, r->pin);
+		aml_integer(a, ((uint64_t)x->slot << 16) | 0xffff);
+		aml_integer(a, x->pin);
 		aml_integer(a, 0);
-		aml_integer(a, r->gsi);
+		aml_integer(a, x->gsi);
 		aml_end(a);
 	}
 	aml_end(a);
+}
+
+/* The common part of a host bridge Device(): ids, _BBN, _CRS, _PRT. */
+static void dsdt_host_bridge(struct aml *a, const char *name, unsigned uid,
+			     const struct root_desc *r)
+{
+	aml_device_begin(a, name);
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A08");
+	aml_name(a, "_CID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name(a, "_SEG");
+	aml_integer(a, 0);
+	aml_name(a, "_UID");
+	aml_integer(a, uid);
+	aml_name(a, "_BBN");
+	aml_integer(a, r->bus_start);
+	dsdt_pci_crs(a, r);
+	dsdt_pci_prt(a, r);
+}
+
+/* Device (PCxx) for each further root bridge (bhyve's bus model). */
+static void dsdt_extra_roots(struct aml *a, const struct fw_platform *p)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned i;
+
+	for (i = 0; i < p->nroots; i++) {
+		const struct fw_pci_root *x = &p->roots[i];
+		struct root_desc r = {
+			.bus_start = x->bus, .bus_end = x->bus,
+			.io_base = x->io_base, .io_end = x->io_end,
+			.mmio32_base = x->mmio32_base,
+			.mmio32_end = x->mmio32_end,
+			.mmio64_base = x->mmio64_base,
+			.mmio64_end = x->mmio64_end,
+			.intx = x->intx, .nintx = x->nintx,
+		};
+		char name[5] = { 'P', 'C', hex[x->bus >> 4], hex[x->bus & 15],
+				 0 };
+
+		dsdt_host_bridge(a, name, x->bus, &r);
+		aml_end(a);
+	}
 }
 
 /* Motherboard resource (PCI Firmware spec 4.1.2): the ECAM window. */
 static void dsdt_ecam_reserve(struct aml *a, const struct fw_platform *p)
 {
 	uint64_t base = p->ecam_base + p->bus_start * ECAM_BUS_SIZE;
-	uint64_t len = (p->bus_end - p->bus_start + 1ULL) * ECAM_BUS_SIZE;
+	uint64_t len = (fw_last_bus(p) - p->bus_start + 1ULL) * ECAM_BUS_SIZE;
 
 	aml_device_begin(a, "ECAM");
 	aml_name(a, "_HID");
@@ -158,21 +214,16 @@ static int dsdt_run_hook(struct aml *a, const struct fw_platform *p)
 
 static int dsdt_pci_root(struct aml *a, const struct fw_platform *p)
 {
+	struct root_desc r = {
+		.bus_start = p->bus_start, .bus_end = p->bus_end,
+		.io_base = p->pci_io_base, .io_end = p->pci_io_end,
+		.mmio32_base = p->mmio32_base, .mmio32_end = p->mmio32_end,
+		.mmio64_base = p->mmio64_base, .mmio64_end = p->mmio64_end,
+		.intx = p->intx, .nintx = p->nintx, .legacy_io = true,
+	};
 	int rc = 0;
 
-	aml_device_begin(a, "PC00");
-	aml_name(a, "_HID");
-	aml_eisaid(a, "PNP0A08");
-	aml_name(a, "_CID");
-	aml_eisaid(a, "PNP0A03");
-	aml_name(a, "_SEG");
-	aml_integer(a, 0);
-	aml_name(a, "_UID");
-	aml_integer(a, 0);
-	aml_name(a, "_BBN");
-	aml_integer(a, p->bus_start);
-	dsdt_pci_crs(a, p);
-	dsdt_pci_prt(a, p);
+	dsdt_host_bridge(a, "PC00", 0, &r);
 
 	aml_device_begin(a, "ISA");
 	if (p->lpc_slot) {
@@ -188,6 +239,7 @@ static int dsdt_pci_root(struct aml *a, const struct fw_platform *p)
 
 	rc = dsdt_run_hook(a, p);
 	aml_end(a);
+	dsdt_extra_roots(a, p);
 	dsdt_ecam_reserve(a, p);
 	return rc;
 }

@@ -48,9 +48,49 @@ uint8_t fw_checksum(const void *p, size_t len)
 	return (uint8_t)(0x100 - sum);
 }
 
-static const char *check_pci(const struct fw_platform *p)
+static const char *check_intx(const struct fw_pci_intx *intx, unsigned n)
 {
 	unsigned i;
+
+	if (n && !intx)
+		return "INTx routes missing";
+	if (n > FW_MAX_INTX)
+		return "too many INTx routes";
+	for (i = 0; i < n; i++)
+		if (intx[i].slot > 31 || intx[i].pin > 3)
+			return "INTx route with a bad slot or pin";
+	return NULL;
+}
+
+static const char *check_roots(const struct fw_platform *p)
+{
+	unsigned i, last = p->bus_end;
+	const char *msg;
+
+	if (p->nroots && !p->roots)
+		return "PCI root bridges missing";
+	if (p->nroots > FW_MAX_ROOTS)
+		return "too many PCI root bridges";
+	for (i = 0; i < p->nroots; i++) {
+		const struct fw_pci_root *r = &p->roots[i];
+
+		if (r->bus <= last)
+			return "PCI root bridge buses overlap or are unsorted";
+		last = r->bus;
+		if (r->io_end > r->io_base && r->io_base < 0xd00)
+			return "PCI I/O window below 0xd00";
+		if (r->mmio32_end > r->mmio32_base &&
+		    r->mmio32_end > UINT32_MAX)
+			return "32-bit PCI window above 4 GiB";
+		if ((msg = check_intx(r->intx, r->nintx)))
+			return msg;
+	}
+	return NULL;
+}
+
+static const char *check_pci(const struct fw_platform *p)
+{
+	const char *msg;
 
 	if (p->bus_start > p->bus_end)
 		return "PCI bus range is empty";
@@ -61,16 +101,11 @@ static const char *check_pci(const struct fw_platform *p)
 		return "PCI I/O window below 0xd00";
 	if (p->mmio32_end > p->mmio32_base && p->mmio32_end > UINT32_MAX)
 		return "32-bit PCI window above 4 GiB";
-	if (p->nintx && !p->intx)
-		return "INTx routes missing";
-	if (p->nintx > FW_MAX_INTX)
-		return "too many INTx routes";
-	for (i = 0; i < p->nintx; i++)
-		if (p->intx[i].slot > 31 || p->intx[i].pin > 3)
-			return "INTx route with a bad slot or pin";
+	if ((msg = check_intx(p->intx, p->nintx)))
+		return msg;
 	if (p->lpc_slot > 31)
 		return "bad LPC slot";
-	return NULL;
+	return check_roots(p);
 }
 
 int fw_platform_check(const struct fw_platform *p, const char **why)

@@ -39,6 +39,20 @@ struct fw_pci_intx {
 };
 
 /*
+ * A further PCI root bridge (bhyve describes each populated bus other
+ * than 0 as its own host bridge): Device (PCxx) with _BBN = bus, its own
+ * windows (inclusive ends; empty when end <= base) and _PRT.
+ */
+struct fw_pci_root {
+	uint8_t bus;
+	uint16_t io_base, io_end;
+	uint64_t mmio32_base, mmio32_end;
+	uint64_t mmio64_base, mmio64_end;
+	const struct fw_pci_intx *intx;
+	unsigned nintx;
+};
+
+/*
  * What the guest is told about the machine.  Every "end" field is the
  * LAST address of its range (inclusive, like bus_end), so the I/O window
  * can reach 0xffff in 16 bits.  A window with end <= base is empty (so a
@@ -59,6 +73,10 @@ struct fw_platform {
 	const struct fw_pci_intx *intx;	  /* at most FW_MAX_INTX */
 	unsigned nintx;
 	uint8_t lpc_slot; /* PCI slot of the LPC bridge; 0: none */
+	/* Further root bridges, buses in increasing order, all above
+	 * bus_end (which then stops below the first of them). */
+	const struct fw_pci_root *roots;
+	unsigned nroots;
 
 	const struct fw_uart *uarts; /* at most FW_MAX_UARTS */
 	unsigned nuarts;
@@ -73,7 +91,8 @@ struct fw_platform {
 };
 
 #define FW_MAX_UARTS 9
-#define FW_MAX_INTX (32 * 4) /* every pin of every slot on bus 0 */
+#define FW_MAX_INTX (32 * 4) /* every pin of every slot on a bus */
+#define FW_MAX_ROOTS 255
 
 /*
  * The I/O APIC id the tables (and the I/O APIC model) use: ncpus, kept
@@ -82,6 +101,12 @@ struct fw_platform {
 static inline uint8_t fw_ioapic_id(unsigned ncpus)
 {
 	return ncpus < 0xfe ? (uint8_t)ncpus : 0xfe;
+}
+
+/* The last bus any root bridge decodes (for MCFG and the ECAM reserve). */
+static inline uint8_t fw_last_bus(const struct fw_platform *p)
+{
+	return p->nroots ? p->roots[p->nroots - 1].bus : p->bus_end;
 }
 
 /*

@@ -225,8 +225,23 @@ int pci_bar_alloc(struct pci_dev *pd, unsigned idx, enum pci_bar_type type,
 void pci_set_windows(struct pci_bus *root, uint64_t io_base, uint64_t io_end,
 		     uint64_t mem32_base, uint64_t mem32_end,
 		     uint64_t mem64_base, uint64_t mem64_end);
-/* Assign every requested BAR.  0, -ENOSPC (window full; logged). */
+/* Assign every requested BAR, bus by bus so that each bus owns contiguous
+ * sub-windows (bhyve describes each bus as its own host bridge).
+ * 0, -ENOSPC (window full; logged). */
 int pci_assign_bars(struct pci_bus *root);
+
+/* The windows bus 'bus' got (inclusive ends; end < base when empty). */
+struct pci_bus_windows {
+	uint64_t io_base, io_end;
+	uint64_t mem32_base, mem32_end;
+	uint64_t mem64_base, mem64_end;
+};
+/* False when the bus has no function.  When 'bus' is the only populated
+ * bus it gets the whole windows. */
+bool pci_bus_windows(struct pci_bus *root, unsigned bus,
+		     struct pci_bus_windows *w);
+/* Populated buses in increasing order; returns how many (up to max). */
+unsigned pci_buses(struct pci_bus *root, uint8_t *buses, unsigned max);
 
 /*
  * Capabilities: append 'len' bytes (starting with the id; the next pointer
@@ -238,8 +253,8 @@ int pci_add_cap(struct pci_dev *pd, const uint8_t *cap, unsigned len,
 
 /*
  * Interrupts.  pci_intx_init() gives the function INTA routed to an IOAPIC
- * pin (16-23, round-robin per slot, described in the ACPI _PRT and MP
- * table).  pci_msi_init() adds a 64-bit MSI capability for 'nvec' vectors
+ * pin (16-23, by bus and slot, described in the bus's ACPI _PRT and, for
+ * bus 0, the MP table).  pci_msi_init() adds a 64-bit MSI capability for 'nvec' vectors
  * (power of two).  pci_msix_init() adds MSI-X with 'nvec' vectors whose
  * table and PBA live in memory BAR 'bar' at the given offsets (the caller
  * allocates the BAR large enough).  All 0 or -errno.
@@ -260,10 +275,10 @@ int pci_irq_notify(struct pci_dev *pd, unsigned vec);
 /* INTx level control (shared lines are counted per GSI).  Any thread. */
 void pci_intx_assert(struct pci_dev *pd);
 void pci_intx_deassert(struct pci_dev *pd);
-/* The INTx routes of bus 0 for the firmware tables: fills up to 'max'
+/* The INTx routes of bus 'bus' for the firmware tables: fills up to 'max'
  * (slot, pin, gsi) triples; returns how many. */
-unsigned pci_intx_routes(struct pci_bus *root, uint8_t *slot, uint8_t *pin,
-			 uint8_t *gsi, unsigned max);
+unsigned pci_intx_routes(struct pci_bus *root, unsigned bus, uint8_t *slot,
+			 uint8_t *pin, uint8_t *gsi, unsigned max);
 
 /* The function at b:s:f, or NULL. */
 struct pci_dev *pci_find(struct pci_bus *root, unsigned bus, unsigned slot,

@@ -237,10 +237,13 @@ struct bar_ref {
 	uint64_t size;
 };
 
+/* By bus, then largest first. */
 static int cmp_bar_ref(const void *a, const void *b)
 {
 	const struct bar_ref *x = a, *y = b;
 
+	if (x->pd->bus != y->pd->bus)
+		return x->pd->bus < y->pd->bus ? -1 : 1;
 	return x->size > y->size ? -1 : x->size < y->size;
 }
 
@@ -255,6 +258,7 @@ static void collect_bars(void *arg, struct pci_dev *pd)
 	struct collect_ctx *c = arg;
 	unsigned i;
 
+	pd->root->res[pd->bus].used = true;
 	for (i = 0; i < PCI_MAX_BARS; i++) {
 		struct bar_ref *nv;
 
@@ -299,22 +303,106 @@ static int window_take(struct pci_window *w, struct bus *bus, uint64_t size,
 	return -ENOSPC;
 }
 
+/* Bus boundaries inside the windows, so that each bus's part can be
+ * described on its own (I/O in 4 KiB, memory in 1 MiB steps). */
+#define BUS_IO_ALIGN 0x1000ULL
+#define BUS_MEM_ALIGN (1ULL << 20)
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* Start a bus: align the windows and remember where its part begins. */
+static void bus_begin(struct pci_bus *root, unsigned bus)
+{
+	struct pci_bus_res *r = &root->res[bus];
+
+	root->io.next = align_up(root->io.next, BUS_IO_ALIGN);
+	root->mem32.next = align_up(root->mem32.next, BUS_MEM_ALIGN);
+	root->mem64.next = align_up(root->mem64.next, BUS_MEM_ALIGN);
+	r->io_lo = root->io.next;
+	r->m32_lo = root->mem32.next;
+	r->m64_lo = root->mem64.next;
+}
+
+/* End a bus: its part ends at the next boundary. */
+static void bus_end(struct pci_bus *root, unsigned bus)
+{
+	struct pci_bus_res *r = &root->res[bus];
+
+	r->io_hi = align_up(root->io.next, BUS_IO_ALIGN) - 1;
+	r->m32_hi = align_up(root->mem32.next, BUS_MEM_ALIGN) - 1;
+	r->m64_hi = align_up(root->mem64.next, BUS_MEM_ALIGN) - 1;
+}
+
+unsigned pci_buses(struct pci_bus *root, uint8_t *buses, unsigned max)
+{
+	unsigned b, n = 0;
+
+	for (b = 0; b < PCI_MAX_BUSES && n < max; b++)
+		if (root->res[b].used)
+			buses[n++] = (uint8_t)b;
+	return n;
+}
+
+bool pci_bus_windows(struct pci_bus *root, unsigned bus,
+		     struct pci_bus_windows *w)
+{
+	const struct pci_bus_res *r;
+	uint8_t all[2];
+
+	if (bus >= PCI_MAX_BUSES || !root->res[bus].used)
+		return false;
+	if (pci_buses(root, all, 2) == 1) {
+		*w = (struct pci_bus_windows){ root->io.base, root->io.end,
+					       root->mem32.base,
+					       root->mem32.end,
+					       root->mem64.base,
+					       root->mem64.end };
+		return true;
+	}
+	r = &root->res[bus];
+	*w = (struct pci_bus_windows){ r->io_lo, r->io_hi, r->m32_lo,
+				       r->m32_hi, r->m64_lo, r->m64_hi };
+	return true;
+}
+
 int pci_assign_bars(struct pci_bus *root)
 {
 	struct collect_ctx c = { 0 };
-	unsigned i;
+	unsigned i, b, cur = PCI_MAX_BUSES;
 	int rc = 0;
 
 	pci_foreach(root, collect_bars, &c);
 	if (c.rc)
 		return c.rc;
 	qsort(c.v, c.n, sizeof(*c.v), cmp_bar_ref);
+	for (b = 0; b < PCI_MAX_BUSES; b++) {
+		bool has_bars = false;
+
+		if (!root->res[b].used)
+			continue;
+		for (i = 0; i < c.n; i++)
+			has_bars |= c.v[i].pd->bus == b;
+		if (!has_bars) { /* functions without BARs: empty windows */
+			root->res[b].io_lo = root->res[b].m32_lo = 1;
+			root->res[b].m64_lo = 1;
+		}
+	}
 	for (i = 0; i < c.n && rc == 0; i++) {
 		struct pci_dev *pd = c.v[i].pd;
 		struct pci_bar *bar = &pd->bar[c.v[i].idx];
 		struct pci_window *w;
 		struct bus *bus = pd->ctx->mmio;
 		uint64_t addr = 0;
+
+		if (pd->bus != cur) {
+			if (cur < PCI_MAX_BUSES)
+				bus_end(root, cur);
+			cur = pd->bus;
+			bus_begin(root, cur);
+		}
 
 		if (bar->type == PCIBAR_IO) {
 			w = &root->io;
@@ -344,6 +432,8 @@ int pci_assign_bars(struct pci_bus *root)
 				  (bar->type == PCIBAR_IO ? PCIM_CMD_PORTEN
 							  : PCIM_CMD_MEMEN));
 	}
+	if (cur < PCI_MAX_BUSES)
+		bus_end(root, cur);
 	for (i = 0; i < c.n && rc == 0; i++)
 		bar_update(c.v[i].pd, &c.v[i].pd->bar[c.v[i].idx]);
 	free(c.v);

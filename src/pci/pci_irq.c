@@ -38,9 +38,7 @@ int pci_intx_init(struct pci_dev *pd)
 {
 	unsigned pin = 1; /* INTA */
 
-	if (pd->bus != 0)
-		return -ENOTSUP; /* no bridges: only bus 0 has _PRT entries */
-	pd->intx_gsi = 16 + ((pd->slot + pin - 1) % 8);
+	pd->intx_gsi = 16 + ((pd->bus + pd->slot + pin - 1) % 8);
 	pci_set8(pd, PCIR_INTPIN, (uint8_t)pin);
 	pci_set8(pd, PCIR_INTLINE, (uint8_t)pd->intx_gsi);
 	return 0;
@@ -104,6 +102,7 @@ void pci_intx_deassert(struct pci_dev *pd)
 }
 
 struct route_ctx {
+	unsigned bus;
 	uint8_t *slot, *pin, *gsi;
 	unsigned n, max;
 	uint8_t seen[PCI_MAX_SLOTS];
@@ -114,7 +113,7 @@ static void route_one(void *arg, struct pci_dev *pd)
 	struct route_ctx *r = arg;
 	uint8_t pin = pci_get8(pd, PCIR_INTPIN);
 
-	if (pd->bus != 0 || !pd->intx_gsi || !pin || r->n >= r->max ||
+	if (pd->bus != r->bus || !pd->intx_gsi || !pin || r->n >= r->max ||
 	    (r->seen[pd->slot] & (1u << pin)))
 		return;
 	r->seen[pd->slot] |= (uint8_t)(1u << pin);
@@ -124,11 +123,11 @@ static void route_one(void *arg, struct pci_dev *pd)
 	r->n++;
 }
 
-unsigned pci_intx_routes(struct pci_bus *root, uint8_t *slot, uint8_t *pin,
-			 uint8_t *gsi, unsigned max)
+unsigned pci_intx_routes(struct pci_bus *root, unsigned bus, uint8_t *slot,
+			 uint8_t *pin, uint8_t *gsi, unsigned max)
 {
-	struct route_ctx r = { .slot = slot, .pin = pin, .gsi = gsi,
-			       .max = max };
+	struct route_ctx r = { .bus = bus, .slot = slot, .pin = pin,
+			       .gsi = gsi, .max = max };
 
 	pci_foreach(root, route_one, &r);
 	return r.n;

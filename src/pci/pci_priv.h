@@ -14,6 +14,12 @@ struct pci_window {
 	uint64_t base, end, next; /* end inclusive; next = first free */
 };
 
+/* What pci_assign_bars() gave one bus (inclusive; lo > hi = none). */
+struct pci_bus_res {
+	bool used;
+	uint64_t io_lo, io_hi, m32_lo, m32_hi, m64_lo, m64_hi;
+};
+
 struct pci_bus {
 	struct devctx *ctx;
 	pthread_mutex_t lock;      /* config space, BAR mapping */
@@ -21,6 +27,7 @@ struct pci_bus {
 	/* Sparse: one table of functions per bus that has any. */
 	struct pci_dev **fn[PCI_MAX_BUSES];
 	struct pci_window io, mem32, mem64;
+	struct pci_bus_res res[PCI_MAX_BUSES];
 	pthread_mutex_t intx_lock; /* intx_count */
 	unsigned intx_count[IOAPIC_PINS];
 };

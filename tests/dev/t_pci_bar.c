@@ -288,7 +288,7 @@ int main(void)
 		is_int(irq.level[a->intx_gsi], 1, "clearing it raises it");
 		pci_intx_deassert(a);
 	}
-	n = pci_intx_routes(root, s, p, g, 8);
+	n = pci_intx_routes(root, 0, s, p, g, 8);
 	is_int(n, 2, "two _PRT routes (slot 4 INTA once, slot 12 INTA)");
 	is_int(cfgr(4, 0, PCIR_INTPIN, 1), 1, "interrupt pin A");
 
@@ -296,5 +296,50 @@ int main(void)
 	bus_free(ctx.pio);
 	bus_free(ctx.mmio);
 	cfg_free(cfg);
+
+	/* two buses: each gets contiguous, disjoint sub-windows */
+	{
+		struct pci_bus_windows w0, w2;
+		struct pci_dev *a, *b;
+		uint8_t buses[4];
+
+		cfg = cfg_new();
+		bus_new(&ctx.pio, "pio");
+		bus_new(&ctx.mmio, "mmio");
+		ctx.root = cfg;
+		cfg_set(cfg, "pci.0.4.0.device", "t-bars");
+		cfg_set(cfg, "pci.2.1.0.device", "t-bars");
+		pci_root_new(&ctx, &root);
+		pci_set_windows(root, PCI_IO_BASE, PCI_IO_END - 1,
+				PCI_MMIO32_BASE, PCI_MMIO32_END - 1,
+				0x800000000ULL, 0x800000000ULL + 32 * GIB - 1);
+		is_int(pci_create_devices(root, cfg), 0, "bus 0 and bus 2");
+		is_int(pci_assign_bars(root), 0, "assigned per bus");
+		is_int(pci_buses(root, buses, 4), 2, "two populated buses");
+		is_int(buses[1], 2, "the second is bus 2");
+		ok(pci_bus_windows(root, 0, &w0) &&
+			   pci_bus_windows(root, 2, &w2),
+		   "both have windows");
+		ok(w0.io_end < w2.io_base && w0.mem32_end < w2.mem32_base &&
+			   w0.mem64_end < w2.mem64_base,
+		   "bus 2's windows follow bus 0's without overlap");
+		a = pci_find(root, 0, 4, 0);
+		b = pci_find(root, 2, 1, 0);
+		ok(a->bar[0].addr >= w0.io_base && a->bar[0].addr <= w0.io_end &&
+			   b->bar[0].addr >= w2.io_base &&
+			   b->bar[0].addr <= w2.io_end,
+		   "I/O BARs inside their bus's window");
+		ok(b->bar[1].addr >= w2.mem32_base &&
+			   b->bar[1].addr + b->bar[1].size - 1 <= w2.mem32_end,
+		   "memory BAR inside its bus's window");
+		is_int(pci_intx_routes(root, 2, s, p, g, 8), 1,
+		       "bus 2 has its own _PRT route");
+		is_int(g[0], 16 + (2 + 1) % 8, "swizzled by bus and slot");
+		ok(!pci_bus_windows(root, 1, &w0), "bus 1 is empty");
+		pci_root_free(root);
+		bus_free(ctx.pio);
+		bus_free(ctx.mmio);
+		cfg_free(cfg);
+	}
 	return done_testing();
 }

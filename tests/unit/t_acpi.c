@@ -765,6 +765,62 @@ static void test_iasl(const char *what, const struct fw_platform *p)
 	}
 }
 
+/* Further root bridges (bhyve's one-host-bridge-per-bus model). */
+static void test_roots(void)
+{
+	static const struct fw_pci_intx ix[] = { { 2, 0, 19 } };
+	struct fw_pci_root roots[2] = {
+		{ .bus = 1, .io_base = 0x8000, .io_end = 0x8fff,
+		  .mmio32_base = 0xd0000000, .mmio32_end = 0xd0ffffff,
+		  .intx = ix, .nintx = 1 },
+		{ .bus = 0x1f, .mmio64_base = 0x900000000ULL,
+		  .mmio64_end = 0x9ffffffffULL },
+	};
+	struct fw_platform p = platform(2), bad;
+	char dir[] = "/tmp/t_acpi_roots.XXXXXX", path[600], cmd[900];
+	uint64_t rsdp, t;
+	int st;
+
+	p.bus_end = 0;
+	p.roots = roots;
+	p.nroots = 2;
+	is_int(build(&p, &rsdp), 0, "tables with two further root bridges");
+	t = find_table(rsdp, "MCFG");
+	ok(t && gpa(t)[44 + 11] == 0x1f, "MCFG covers up to the last root");
+	bad = p;
+	bad.bus_end = 1;
+	is_int(build(&bad, &rsdp), -EINVAL, "root bus inside PC00's range");
+	roots[1].bus = 1;
+	is_int(build(&p, &rsdp), -EINVAL, "two roots on one bus");
+	roots[1].bus = 0x1f;
+	roots[0].io_base = 0x100;
+	is_int(build(&p, &rsdp), -EINVAL, "root I/O window below 0xd00");
+	roots[0].io_base = 0x8000;
+	if (system("command -v iasl >/dev/null 2>&1") != 0 || !mkdtemp(dir)) {
+		ok(1, "# SKIP iasl missing");
+		return;
+	}
+	is_int(build(&p, &rsdp), 0, "rebuilt");
+	t = get64(gpa(find_table(rsdp, "FACP")) + FADT_X_DSDT);
+	snprintf(path, sizeof(path), "%s/DSDT.dat", dir);
+	ok(write_file(path, gpa(t), get32(gpa(t) + ACPI_HDR_LENGTH)) &&
+		   run_iasl(dir, "DSDT"),
+	   "iasl -d: DSDT with roots disassembles cleanly");
+	snprintf(cmd, sizeof(cmd),
+		 "grep -q 'Device (PC01)' %s/DSDT.dsl && "
+		 "grep -q 'Device (PC1F)' %s/DSDT.dsl && "
+		 "grep -c 'WordBusNumber' %s/DSDT.dsl | grep -qx 3 && "
+		 "cd %s && iasl -p rt DSDT.dsl >compile.log 2>&1 && "
+		 "grep -q ' 0 Errors, 0 Warnings' compile.log",
+		 dir, dir, dir, dir);
+	st = system(cmd);
+	ok(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "PC01 and PC1F with their own bus ranges; recompiles cleanly");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
+}
+
 int main(void)
 {
 	struct fw_platform p;
@@ -790,6 +846,7 @@ int main(void)
 	test_hook();
 	test_hostile();
 	test_nospc();
+	test_roots();
 	p = platform(3);
 	test_iasl("3 CPUs, PCI", &p);
 	p = platform(1);
