@@ -536,30 +536,59 @@ static void patch_cpuid(const struct hv_vm *vm, unsigned id,
 	}
 }
 
+/* Add leaf 0xb subleaves 0 and 1 when KVM's table lacks them (some hosts
+ * report none or only subleaf 0) and the guest may read them (max basic
+ * leaf >= 0xb).  patch_cpuid() fills them in.  'c' has room. */
+static void add_topology_leaves(struct kvm_cpuid2 *c)
+{
+	bool have[2] = { false, false };
+	uint32_t max_basic = 0;
+	unsigned i, sub;
+
+	for (i = 0; i < c->nent; i++) {
+		if (c->entries[i].function == 0)
+			max_basic = c->entries[i].eax;
+		if (c->entries[i].function == 0xb && c->entries[i].index < 2)
+			have[c->entries[i].index] = true;
+	}
+	if (max_basic < 0xb)
+		return;
+	for (sub = 0; sub < 2; sub++) {
+		struct kvm_cpuid_entry2 *e;
+
+		if (have[sub])
+			continue;
+		e = &c->entries[c->nent++];
+		memset(e, 0, sizeof(*e));
+		e->function = 0xb;
+		e->index = sub;
+		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+	}
+}
+
 int hv_vcpu_init_cpu(struct hv_vcpu *v)
 {
 	const struct kvm_cpuid2 *sup = v->vm->cpuid;
 	struct kvm_cpuid2 *c;
 	struct kvm_cpuid_entry2 *e;
-	unsigned i, n = 0;
+	unsigned i;
 	int rc;
 
-	c = calloc(1, sizeof(*c) + (sup->nent + 1) * sizeof(c->entries[0]));
+	c = calloc(1, sizeof(*c) + (sup->nent + 3) * sizeof(c->entries[0]));
 	if (!c)
 		return -ENOMEM;
-	for (i = 0; i < sup->nent; i++) {
-		e = &c->entries[n++];
-		*e = sup->entries[i];
-		patch_cpuid(v->vm, v->id, e);
-	}
+	memcpy(c->entries, sup->entries, sup->nent * sizeof(c->entries[0]));
+	c->nent = sup->nent;
+	add_topology_leaves(c);
+	for (i = 0; i < c->nent; i++)
+		patch_cpuid(v->vm, v->id, &c->entries[i]);
 	/* khyve's own hypervisor leaf, after KVM's (Linux finds KVM first
 	 * and keeps using kvmclock; tools can look for "khyvekhyvekh"). */
-	e = &c->entries[n++];
+	e = &c->entries[c->nent++];
 	memset(e, 0, sizeof(*e));
 	e->function = KHYVE_CPUID_LEAF;
 	e->eax = KHYVE_CPUID_LEAF;
 	set_vendor_leaf(e, "khyvekhyvekh");
-	c->nent = n;
 	rc = vcpu_ioctl(v, KVM_SET_CPUID2, c);
 	free(c);
 	if (rc < 0)

@@ -427,4 +427,400 @@ static inline uint32_t atomic_xchg32(volatile uint32_t *p, uint32_t v)
 	return v;
 }
 
+/* ---- handled interrupts and exceptions (intr.c, intr_stubs.S) ---------------- */
+
+/* A handler gets the saved frame; it may change it (e.g. tf->rip) and
+ * returns to the interrupted code with iretq. */
+typedef void (*intr_fn)(struct trap_frame *tf);
+
+/*
+ * Route vector vec (0-255) of the shared IDT, on every CPU, to fn through a
+ * returning stub; fn == NULL restores the library's failing handler.
+ * Set handlers before enabling interrupts.  Returns 0, -GUEST_EINVAL for a
+ * bad vector, -GUEST_ERANGE if the loaded IDT is too short.
+ */
+int intr_set_handler(unsigned int vec, intr_fn fn);
+
+static inline void irq_enable(void)
+{
+	__asm__ volatile("sti" ::: "memory");
+}
+
+static inline void irq_disable(void)
+{
+	__asm__ volatile("cli" ::: "memory");
+}
+
+/* Enable interrupts and halt until one arrives (sti's one-instruction
+ * shadow covers the hlt, so no wake-up is lost); interrupts stay on. */
+static inline void cpu_wait_irq(void)
+{
+	__asm__ volatile("sti; hlt" ::: "memory");
+}
+
+/* ---- interrupt controllers (apic.c) ------------------------------------ */
+
+#define IOAPIC_ACTIVE_LOW (1u << 13)
+#define IOAPIC_LEVEL (1u << 15)
+#define IOAPIC_MASKED (1u << 16)
+
+/* Is this CPU's local APIC in x2APIC mode (IA32_APIC_BASE.EXTD)? */
+bool lapic_x2apic_mode(void);
+/* Read/write a local APIC register by its xAPIC offset (0x20 ID, 0x80
+ * TPR, 0xb0 EOI, 0xf0 SVR, ...): MMIO in xAPIC mode, the MSR 0x800 +
+ * offset/16 in x2APIC mode. */
+uint32_t lapic_read(unsigned int reg);
+void lapic_write(unsigned int reg, uint32_t val);
+/* This CPU's APIC id in either mode (lapic_id() is xAPIC only). */
+uint32_t lapic_current_id(void);
+/* Software-enable this CPU's APIC with the given spurious vector, TPR 0. */
+void lapic_enable(uint8_t spurious_vector);
+/* End of interrupt for the vector being serviced on this CPU. */
+void lapic_eoi(void);
+/*
+ * smp_start_aps() that also works when the APIC is in x2APIC mode (the
+ * IPIs then go through the ICR MSR; fn gets a meaningless id there, so it
+ * should call lapic_current_id()).  Returns what smp_start_aps() does.
+ */
+int smp_start_aps_any(const struct acpi_info *ai, void (*fn)(uint32_t));
+
+/* IOAPIC at physical address base: indirect register access. */
+uint32_t ioapic_read(uint64_t base, unsigned int reg);
+void ioapic_write(uint64_t base, unsigned int reg, uint32_t val);
+/* Number of redirection entries, 0 if nothing answers at base. */
+unsigned int ioapic_pins(uint64_t base);
+/*
+ * Program redirection entry pin: vector (>= 0x10), fixed delivery,
+ * physical destination dest_apic, flags IOAPIC_LEVEL / IOAPIC_ACTIVE_LOW /
+ * IOAPIC_MASKED.  Returns 0, -GUEST_ERANGE for a pin the IOAPIC does not
+ * have, -GUEST_EINVAL for a reserved vector.
+ */
+int ioapic_route(uint64_t base, unsigned int pin, uint8_t vector,
+		 uint8_t dest_apic, uint32_t flags);
+/* The 64-bit redirection entry of pin, as read back. */
+uint64_t ioapic_redir(uint64_t base, unsigned int pin);
+/* Mask every line of both 8259 PICs (OCW1 0xff to ports 0x21 and 0xa1). */
+void pic_mask_all(void);
+
+/* ---- ACPI events (acpi_pm.c) ------------------------------------------- */
+
+#define ACPI_PM1_TMR_STS 0x0001
+#define ACPI_PM1_PWRBTN_STS 0x0100 /* also PWRBTN_EN in the enable reg */
+#define ACPI_PM1_SCI_EN 0x0001     /* in PM1_CNT */
+/* MPS INTI flags of a MADT interrupt source override */
+#define ACPI_INTI_POLARITY(f) ((f) & 3) /* 0 bus default, 1 high, 3 low */
+#define ACPI_INTI_TRIGGER(f) (((f) >> 2) & 3) /* 0 bus, 1 edge, 3 level */
+
+/* The FADT's fixed-hardware I/O ports. */
+struct acpi_pm {
+	uint16_t sci_irq;
+	uint16_t smi_cmd; /* 0: ACPI mode is always on */
+	uint8_t acpi_enable, acpi_disable;
+	uint16_t pm1a_sts, pm1a_en, pm1a_cnt;
+};
+
+/* Fill pm from the FADT.  Returns 0, -GUEST_ENOENT without a FADT,
+ * -GUEST_EINVAL if a field is missing or out of range. */
+int acpi_pm_get(const struct acpi_info *ai, struct acpi_pm *pm);
+/* Enter ACPI mode (ACPI_ENABLE to SMI_CMD) unless SCI_EN is already set,
+ * and wait for SCI_EN.  Returns 0, -GUEST_ENODEV if there is no way to,
+ * -GUEST_ETIMEDOUT if SCI_EN never comes on. */
+int acpi_pm_enable(const struct acpi_pm *pm);
+/* The idx-th IOAPIC of the MADT: address and first GSI.  0 or
+ * -GUEST_ENOENT. */
+int acpi_madt_ioapic(const struct acpi_info *ai, unsigned int idx,
+		     uint32_t *pa, uint32_t *gsi_base);
+/* The MADT's interrupt source override for ISA irq: GSI and INTI flags.
+ * 0, or -GUEST_ENOENT if there is none (then GSI = irq, ISA defaults). */
+int acpi_madt_irq_override(const struct acpi_info *ai, uint8_t irq,
+			   uint32_t *gsi, uint16_t *flags);
+
+/* ---- command-line words (cmdword.c) ------------------------------------ */
+
+/* Is word a whole space-separated token of the command line (not a
+ * key=value pair)? */
+bool cmdline_has_word(const char *word);
+
+/* ---- PCI functions, BARs and capabilities (pcidev.c) ------------------- */
+
+#define GUEST_ENOSPC 28
+#define GUEST_EPROTO 71 /* the device broke the protocol */
+#define GUEST_ENOTSUP 95
+
+#define PCI_CMD_IO 0x0001
+#define PCI_CMD_MEM 0x0002
+#define PCI_CMD_MASTER 0x0004
+#define PCI_CAP_ID_MSI 0x05
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_MSIX 0x11
+
+enum pci_bar_type { PCI_BAR_NONE, PCI_BAR_IO, PCI_BAR_MEM32, PCI_BAR_MEM64 };
+
+struct pci_bar_info {
+	enum pci_bar_type type;
+	bool prefetch;
+	uint64_t addr; /* as programmed */
+	uint64_t size; /* from sizing; 0 for PCI_BAR_NONE */
+};
+
+/* Sized configuration reads and writes (mechanism #1); reg is the byte
+ * offset, aligned to the access size. */
+uint8_t pci_cfg_read8(unsigned int bus, unsigned int dev, unsigned int fn,
+		      unsigned int reg);
+uint16_t pci_cfg_read16(unsigned int bus, unsigned int dev, unsigned int fn,
+			unsigned int reg);
+void pci_cfg_write8(unsigned int bus, unsigned int dev, unsigned int fn,
+		    unsigned int reg, uint8_t val);
+void pci_cfg_write16(unsigned int bus, unsigned int dev, unsigned int fn,
+		     unsigned int reg, uint16_t val);
+/* Is a function present (vendor ID neither 0xffff nor 0)? */
+bool pci_func_present(unsigned int bus, unsigned int dev, unsigned int fn);
+/*
+ * The capability after the one at prev (prev 0: the first), walking the
+ * list of a function whose status register has the capability bit.
+ * Returns its config offset, 0 at the end of the list, -GUEST_EINVAL for
+ * a pointer into the header or a list longer than 48 entries (a loop).
+ */
+int pci_cap_next(unsigned int bus, unsigned int dev, unsigned int fn,
+		 unsigned int prev);
+/* The first capability with ID id: its offset, -GUEST_ENOENT if absent,
+ * or pci_cap_next()'s error. */
+int pci_cap_find(unsigned int bus, unsigned int dev, unsigned int fn,
+		 uint8_t id);
+/*
+ * Decode and size BAR idx (0-5) of a type-0 function: address, type and
+ * size (the BAR is written with all-ones with decoding off, then
+ * restored).  Returns 0, -GUEST_EINVAL for a bad idx or a 64-bit BAR in
+ * slot 5, -GUEST_EIO for an invalid size mask.
+ */
+int pci_bar_probe(unsigned int bus, unsigned int dev, unsigned int fn,
+		  unsigned int idx, struct pci_bar_info *bar);
+/* Set bits in the command register (PCI_CMD_*). */
+void pci_cmd_set(unsigned int bus, unsigned int dev, unsigned int fn,
+		 uint16_t bits);
+
+/* ---- memory for device rings and buffers (dmamem.c) ------------------- */
+
+/*
+ * Allocate size bytes of RAM aligned to align (a power of two) from the
+ * e820 RAM above the guest image and below 4 GiB; never freed.  The
+ * memory is NOT cleared.  Returns NULL when it does not fit.  BSP only.
+ */
+void *dma_alloc(uint64_t size, uint64_t align);
+/* dma_alloc() and clear it (mem_clear). */
+void *dma_zalloc(uint64_t size, uint64_t align);
+/* Bytes still free in the current RAM range. */
+uint64_t dma_free_bytes(void);
+/* Clear n bytes with rep stos (one instruction, cheap in emulated ring 0). */
+void mem_clear(void *p, size_t n);
+/* Physical address of a pointer (the guests run identity mapped). */
+static inline uint64_t virt_to_phys(const volatile void *p)
+{
+	return (uint64_t)(uintptr_t)p;
+}
+
+/* ---- virtio-pci driver (virtio.c) ------------------------------------- */
+
+/* Constants from the virtio 1.2 specification (guest side, independent of
+ * khyve's src/virtio/virtio.h on purpose).  Feature bits are numbers. */
+#define VIRTIO_VENDOR 0x1af4
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG 4
+
+#define VIRTIO_STATUS_ACK 0x01
+#define VIRTIO_STATUS_DRIVER 0x02
+#define VIRTIO_STATUS_DRIVER_OK 0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+
+#define VIRTIO_BIT(n) (1ULL << (n))
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
+
+/* virtio-blk (§5.2) */
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_CFG_CAPACITY 0 /* le64, 512-byte sectors */
+#define VIRTIO_BLK_CFG_SIZE_MAX 8
+#define VIRTIO_BLK_CFG_SEG_MAX 12
+#define VIRTIO_BLK_CFG_BLK_SIZE 20
+#define VIRTIO_BLK_ID_BYTES 20
+
+struct virtio_blk_hdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+struct virtio_blk_range { /* DISCARD / WRITE_ZEROES payload */
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+/* virtio-console (§5.3) */
+#define VIRTIO_CONSOLE_F_SIZE 0
+#define VIRTIO_CONSOLE_F_MULTIPORT 1
+#define VIRTIO_CONSOLE_CFG_MAX_NR_PORTS 4 /* le32 */
+#define VIRTIO_CONSOLE_DEVICE_READY 0
+#define VIRTIO_CONSOLE_DEVICE_ADD 1
+#define VIRTIO_CONSOLE_DEVICE_REMOVE 2
+#define VIRTIO_CONSOLE_PORT_READY 3
+#define VIRTIO_CONSOLE_CONSOLE_PORT 4
+#define VIRTIO_CONSOLE_RESIZE 5
+#define VIRTIO_CONSOLE_PORT_OPEN 6
+#define VIRTIO_CONSOLE_PORT_NAME 7
+
+struct virtio_console_ctrl {
+	uint32_t id;
+	uint16_t event;
+	uint16_t value;
+};
+
+#define VIO_MAX_QUEUES 8
+#define VIO_QUEUE_MAX 256 /* largest ring the driver sets up */
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vio_dev;
+
+struct vio_queue {
+	struct vio_dev *vd;
+	uint16_t index;
+	uint16_t size;		  /* 0: not set up */
+	volatile struct virtq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[size], used_event */
+	volatile uint32_t *used;  /* flags|idx, then (id, len) pairs */
+	uint64_t notify;	  /* modern notify address */
+	uint16_t free_head, num_free;
+	uint16_t avail_idx, last_used;
+	uint16_t chain_len[VIO_QUEUE_MAX]; /* by head; 0: not in flight */
+	uint64_t kicks;			   /* notifications sent */
+};
+
+struct vio_dev {
+	uint8_t bus, dev, fn;
+	uint16_t pci_device;   /* PCI device ID */
+	uint16_t virtio_id;
+	bool legacy;	       /* driving the legacy I/O interface */
+	bool has_msix;
+	uint16_t io;	       /* legacy BAR0 base */
+	uint64_t common, isr, devcfg, notify_base; /* modern, mapped */
+	uint32_t devcfg_len, notify_len, notify_mult;
+	uint16_t num_queues;   /* modern: from the common config */
+	uint64_t offered, features;
+	struct vio_queue q[VIO_MAX_QUEUES];
+};
+
+/* One buffer of a chain: physical address, length, device-writable? */
+struct vio_seg {
+	uint64_t addr;
+	uint32_t len;
+	bool write;
+};
+
+/*
+ * Find the nth (0-based) virtio function of type virtio_id on bus 0:
+ * vendor 0x1af4 and device 0x1040 + id, or a transitional ID 0x1000-0x103f
+ * with subsystem device id.  Fills bus/dev/fn/IDs of vd (rest cleared).
+ * Returns 0 or -GUEST_ENOENT.
+ */
+int vio_find(uint16_t virtio_id, unsigned int nth, struct vio_dev *vd);
+/*
+ * Map the function found by vio_find: modern (legacy false) from the
+ * vendor capabilities (common, notify, ISR, device config; checked against
+ * the BAR sizes, below 4 GiB), or the legacy I/O BAR0.  Enables decoding
+ * and bus mastering; MSI-X stays off.  verbose prints what it finds.
+ * Returns 0, -GUEST_ENODEV if the interface is missing, -GUEST_ERANGE if
+ * a BAR is above 4 GiB, -GUEST_EINVAL for a malformed capability.
+ */
+int vio_probe(struct vio_dev *vd, bool legacy, bool verbose);
+/*
+ * Reset, ACKNOWLEDGE, DRIVER, then negotiate: accept want & offered
+ * (modern: VERSION_1 is required and always accepted; legacy: the low 32
+ * bits), FEATURES_OK and check it stuck.  Sets vd->offered and
+ * vd->features.  Returns 0, -GUEST_ENOTSUP without VERSION_1,
+ * -GUEST_EIO if the device refuses the features (status FAILED is set),
+ * -GUEST_ETIMEDOUT if the reset does not complete.
+ */
+int vio_start(struct vio_dev *vd, uint64_t want);
+/*
+ * Set up queue qi with at most max entries (power of two, <=
+ * VIO_QUEUE_MAX; legacy: the device's fixed size, which must fit) in
+ * freshly allocated, cleared RAM; no MSI-X vector, interrupts suppressed.
+ * Returns 0, -GUEST_ENOENT if the device has no such queue, -GUEST_ERANGE
+ * if its size does not fit, -GUEST_ENOSPC without memory.
+ */
+int vio_queue_setup(struct vio_dev *vd, unsigned int qi, uint16_t max);
+/* Set DRIVER_OK.  Returns 0, or -GUEST_EIO if the device reports
+ * NEEDS_RESET or FAILED afterwards. */
+int vio_driver_ok(struct vio_dev *vd);
+/* Device status register. */
+uint8_t vio_get_status(struct vio_dev *vd);
+/* Write 0 to the status register and wait for it to read 0. */
+int vio_reset(struct vio_dev *vd);
+/* Device-specific config read of 1, 2, 4 bytes at off (modern: the device
+ * config capability; legacy: after the 20-byte header). */
+uint32_t vio_cfg_read(struct vio_dev *vd, unsigned int off,
+		      unsigned int size);
+/* 64-bit config field, read consistently (config generation). */
+uint64_t vio_cfg_read64(struct vio_dev *vd, unsigned int off);
+/*
+ * Put a chain of n buffers on the available ring (no notification).
+ * Returns the head descriptor index, or -GUEST_ENOSPC if fewer than n
+ * descriptors are free, -GUEST_EINVAL for n == 0.  Ring-3 safe (memory
+ * only).
+ */
+int vio_submit(struct vio_queue *q, const struct vio_seg *seg, unsigned int n);
+/* Notify the device about new buffers, unless it set NO_NOTIFY.  Modern:
+ * one 16-bit MMIO write (ring-3 safe); legacy: port I/O (ring 0 only). */
+void vio_kick(struct vio_queue *q);
+/*
+ * Take the next used element: returns 1 (*head and *len set, its
+ * descriptors freed), 0 if there is none, -GUEST_EPROTO if the device
+ * returned an id that is not the head of a chain in flight.  Ring-3 safe.
+ */
+int vio_get_used(struct vio_queue *q, uint16_t *head, uint32_t *len);
+/*
+ * Ring 0: poll for the next used element for at most timeout_s seconds
+ * (RTC seconds; a loop count if there is no RTC).  Returns 0,
+ * -GUEST_ETIMEDOUT, or vio_get_used()'s error.
+ */
+int vio_wait_used(struct vio_queue *q, uint16_t *head, uint32_t *len,
+		  unsigned int timeout_s);
+/*
+ * Ring 0: submit a chain, kick, and wait until the device returns it.
+ * Returns 0 (*len = bytes written by the device, may be NULL),
+ * -GUEST_EPROTO if a different chain came back, or the errors above.
+ */
+int vio_transfer(struct vio_queue *q, const struct vio_seg *seg,
+		 unsigned int n, uint32_t *len, unsigned int timeout_s);
+
 #endif
