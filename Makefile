@@ -113,15 +113,18 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)KHYVE_BUILD=$(abspath $(O)) prove -j2 --exec '' $(CHECK_TESTS)
 
-demo: deps
+demo:
+	$(Q)tools/deps.sh demo
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(O)
 
-demo-linux: deps
+demo-linux:
+	$(Q)tools/deps.sh demo-linux
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo-linux.sh $(O)
 
-bench: deps
+bench:
+	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all bench-bins
 	$(Q)bench/run.sh $(O)
 

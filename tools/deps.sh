@@ -1,11 +1,22 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# Install the Debian packages khyve's build and tests need, only when one is
-# missing (idempotent and quiet).  'check' is what make check/demo call.
+# Install the Debian packages a make target needs, only when one is missing
+# (idempotent and quiet).  Usage: tools/deps.sh check|demo|demo-linux|bench
+#   check       build + tests (acpica-tools lets t_acpi disassemble the
+#               tables with iasl; socat/python3 drive the socket tests)
+#   demo        build only
+#   demo-linux  + busybox-static and cpio for the initramfs
+#   bench       + QEMU (the side-by-side peer) and bc
 set -e
-PKGS="gcc make libc6-dev linux-libc-dev pkg-config perl qemu-system-x86 \
-busybox-static cpio bc"
+BASE="gcc make libc6-dev linux-libc-dev pkg-config perl"
+case "${1:-check}" in
+check) PKGS="$BASE acpica-tools python3" ;;
+demo) PKGS="$BASE" ;;
+demo-linux) PKGS="$BASE busybox-static cpio" ;;
+bench) PKGS="$BASE qemu-system-x86 bc" ;;
+*) echo "usage: $0 check|demo|demo-linux|bench" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
