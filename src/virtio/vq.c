@@ -72,18 +72,17 @@ static uint32_t *used_elem_ptr(const struct vq *q, uint16_t slot)
 /* ---- errors ------------------------------------------------------------ */
 
 /*
- * Record a malformed ring: one rate-limited warning (all queues share the
- * call site, so a guest spraying bad chains gets one line per 5 s), the
- * reason in q->err, and the queue marked broken.
+ * Record a malformed ring: the reason in q->err and the queue marked
+ * broken.  The device reports it (virtio_pci_needs_reset() prints the one
+ * rate-limited warning with the device's name); the details are logged at
+ * debug level only, so a guest spraying bad chains can't flood the log.
  */
 static int vq_malformed(struct vq *q, const char *why, unsigned index)
 {
 	q->err = why;
 	q->broken = true;
-	log_ratelimited(5000,
-			"virtqueue at 0x%llx (size %u): %s (index %u); "
-			"device needs reset",
-			(unsigned long long)q->desc_gpa, q->size, why, index);
+	log_debug("virtqueue at 0x%llx (size %u): %s (index %u)",
+		  (unsigned long long)q->desc_gpa, q->size, why, index);
 	return -EINVAL;
 }
 

@@ -21,7 +21,7 @@ static struct vio_dev vd;
 static void check_random(const uint8_t *b)
 {
 	static uint8_t seen[256];
-	unsigned int i, distinct = 0, ones = 0, same = 1;
+	unsigned int i, distinct = 0, ones = 0, same = 0;
 	uint8_t v;
 
 	for (i = 0; i < TOTAL; i++) {
@@ -37,7 +37,7 @@ static void check_random(const uint8_t *b)
 	printf("vrng: first bytes %02x %02x %02x %02x %02x %02x %02x %02x, "
 	       "%u distinct values, %u one-bits of %u\n", b[0], b[1], b[2],
 	       b[3], b[4], b[5], b[6], b[7], distinct, ones, TOTAL * 8);
-	if (same > TOTAL)
+	if (same == TOTAL)
 		guest_fail("all %u bytes are 0x%02x", TOTAL, b[0]);
 	if (distinct < 200)
 		guest_fail("only %u distinct byte values", distinct);
