@@ -23,11 +23,15 @@
 
 int main(int argc, char **argv)
 {
-	struct hv_vm_opts o = { .exit_on_hlt = true, .exit_on_pause = true,
-				.strict_msr = false, .ncpus = 1, .sockets = 1,
-				.cores = 1, .threads = 1 };
+	struct hv_vm_opts o = {.exit_on_hlt = true,
+			       .exit_on_pause = true,
+			       .strict_msr = false,
+			       .ncpus = 1,
+			       .sockets = 1,
+			       .cores = 1,
+			       .threads = 1};
 	struct e820_entry map[E820_MAX];
-	struct boot_req req = { 0 };
+	struct boot_req req = {0};
 	struct boot_info info;
 	struct hv_regs regs;
 	struct hv_vcpu *cpu;
@@ -42,7 +46,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bare_kvm GUEST.elf [cmdline]\n");
 		return 4;
 	}
-	if (hv_vm_create(&o, &vm) || gmem_alloc(&mem, 256 * MIB, false, false) ||
+	if (hv_vm_create(&o, &vm) ||
+	    gmem_alloc(&mem, 256 * MIB, false, false) ||
 	    hv_vm_map(vm, 0, mem.lowmem, mem.region[0].host, false))
 		return 4;
 	n = e820_build(&mem, map, E820_MAX);
@@ -64,7 +69,8 @@ int main(int argc, char **argv)
 				uint32_t v;
 
 				memcpy(&v, ex.io.data, 4);
-				fprintf(stderr, "bare_kvm: %llu exits\n", exits);
+				fprintf(stderr, "bare_kvm: %llu exits\n",
+					exits);
 				return (int)((v << 1) | 1) & 0xff;
 			}
 			if (ex.io.write && ex.io.port == COM1_PORT)
@@ -78,7 +84,8 @@ int main(int argc, char **argv)
 				uint32_t v;
 
 				memcpy(&v, ex.mmio.data, 4);
-				fprintf(stderr, "bare_kvm: %llu exits\n", exits);
+				fprintf(stderr, "bare_kvm: %llu exits\n",
+					exits);
 				return (int)((v << 1) | 1) & 0xff;
 			}
 			if (!ex.mmio.write)

@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 	end = now_us() - t0;
 	printf("first_byte_us=%lld total_us=%lld maxrss_kb=%ld status=%d\n",
 	       first, end, ru.ru_maxrss,
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	       WIFEXITED(status) ? WEXITSTATUS(status)
+				 : 128 + WTERMSIG(status));
 	return 0;
 }

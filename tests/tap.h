@@ -65,7 +65,7 @@ ok_at_(int pass, const char *file, int line, const char *fmt, ...)
 		int same_ = (got_ && want_) ? strcmp(got_, want_) == 0         \
 					    : got_ == want_;                   \
 		if (!ok_at_(same_, __FILE__, __LINE__, __VA_ARGS__))           \
-			printf("#          got: '%s'\n#     expected: '%s'\n",  \
+			printf("#          got: '%s'\n#     expected: '%s'\n", \
 			       got_ ? got_ : "(null)",                         \
 			       want_ ? want_ : "(null)");                      \
 	} while (0)

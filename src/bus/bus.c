@@ -32,10 +32,10 @@ struct bus_snap {
 struct bus {
 	const char *name;
 	pthread_mutex_t lock;
-	struct bus_snap *cur;     /* atomic */
+	struct bus_snap *cur;	  /* atomic */
 	struct bus_snap *retired; /* under lock */
-	uint64_t dispatched;      /* atomic */
-	uint64_t unclaimed;       /* atomic */
+	uint64_t dispatched;	  /* atomic */
+	uint64_t unclaimed;	  /* atomic */
 	uint64_t last_unclaimed;  /* atomic */
 };
 
@@ -121,8 +121,9 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn fn,
 		return -ENOMEM;
 	}
 	memcpy(ns->r, cur->r, pos * sizeof(ns->r[0]));
-	ns->r[pos] = (struct bus_range){ base, end, fn, opaque, name };
-	memcpy(ns->r + pos + 1, cur->r + pos, (cur->n - pos) * sizeof(ns->r[0]));
+	ns->r[pos] = (struct bus_range){base, end, fn, opaque, name};
+	memcpy(ns->r + pos + 1, cur->r + pos,
+	       (cur->n - pos) * sizeof(ns->r[0]));
 	publish(bus, ns);
 	pthread_mutex_unlock(&bus->lock);
 	return 0;

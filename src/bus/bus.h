@@ -26,15 +26,15 @@
  * it to all ones first); on a write *val holds the value.  Returns 0, or
  * -errno when the access fails (the access is then treated as unclaimed).
  */
-typedef int (*bus_io_fn)(void *opaque, uint64_t off, unsigned size,
-			 bool write, uint64_t *val);
+typedef int (*bus_io_fn)(void *opaque, uint64_t off, unsigned size, bool write,
+			 uint64_t *val);
 
 struct bus;
 
 /* Statistics of one bus (all counters monotonic). */
 struct bus_stats {
-	uint64_t dispatched;  /* accesses handled by a range */
-	uint64_t unclaimed;   /* accesses no range claimed */
+	uint64_t dispatched;	 /* accesses handled by a range */
+	uint64_t unclaimed;	 /* accesses no range claimed */
 	uint64_t last_unclaimed; /* address of the most recent one */
 };
 

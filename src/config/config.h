@@ -86,7 +86,7 @@ int cfg_parse_bool(const char *s, bool *out);
 int cfg_parse_size(const char *s, uint64_t unit, uint64_t *out);
 
 /* Node introspection, for walking pci.* and for dumps. */
-const char *cfg_name(const struct cfg_node *n);     /* last component */
+const char *cfg_name(const struct cfg_node *n); /* last component */
 bool cfg_is_leaf(const struct cfg_node *n);
 struct cfg_node *cfg_first_child(struct cfg_node *n); /* insertion order */
 struct cfg_node *cfg_next(struct cfg_node *n);
@@ -118,11 +118,11 @@ int cfg_split_opts(struct cfg_node *node, const char *opts);
 /* ---- schemas ---- */
 
 enum cfg_type {
-	CFG_STRING,   /* anything */
-	CFG_BOOL,     /* cfg_parse_bool */
-	CFG_INT,      /* unsigned integer within [min, max] */
-	CFG_SIZE,     /* size with suffix (bare number in 'unit' bytes) */
-	CFG_NODE,     /* a subtree this table does not describe (skipped) */
+	CFG_STRING, /* anything */
+	CFG_BOOL,   /* cfg_parse_bool */
+	CFG_INT,    /* unsigned integer within [min, max] */
+	CFG_SIZE,   /* size with suffix (bare number in 'unit' bytes) */
+	CFG_NODE,   /* a subtree this table does not describe (skipped) */
 };
 
 /*

@@ -43,9 +43,9 @@ struct devctx {
 	struct bus *mmio;
 	const struct gmem *mem;
 	struct irq_sink irq;
-	struct event_loop *ev;    /* NULL in tests without a loop */
-	struct pci_bus *pci;      /* the PCI root, for models that need it */
-	struct cfg_node *root;    /* whole tree: only for platform glue (lpc) */
+	struct event_loop *ev; /* NULL in tests without a loop */
+	struct pci_bus *pci;   /* the PCI root, for models that need it */
+	struct cfg_node *root; /* whole tree: only for platform glue (lpc) */
 	/*
 	 * Optional kernel fast path (NULL in tests): signal eventfd 'fd' on
 	 * a guest write of 'len' bytes at 'addr' (port I/O when 'pio'),
@@ -71,10 +71,10 @@ static inline void devctx_exit(const struct devctx *ctx, int status,
 }
 
 enum devmodel_kind {
-	DEVMODEL_PCI,       /* "-s slot,name": instances from pci.B.S.F nodes */
-	DEVMODEL_LPC,       /* "-l name[,conf]": an LPC device.  Its hooks get
-			       the "lpc" node and own their part of it
-			       (lpc.com1.*, lpc.pc-testdev). */
+	DEVMODEL_PCI, /* "-s slot,name": instances from pci.B.S.F nodes */
+	DEVMODEL_LPC, /* "-l name[,conf]": an LPC device.  Its hooks get
+			 the "lpc" node and own their part of it
+			 (lpc.com1.*, lpc.pc-testdev). */
 };
 
 /* PCI-specific hooks, see src/pci/pci.h. */
@@ -103,8 +103,8 @@ struct devmodel {
 
 #define DEVMODEL_SET(m)                                                        \
 	static const struct devmodel *const devmodel_ptr_##m                   \
-		__attribute__((used, retain,                                   \
-			       section("khyve_devmodels"))) = &(m)
+		__attribute__((used, retain, section("khyve_devmodels"))) =    \
+			&(m)
 
 /* The model called 'name' (any kind), or NULL. */
 const struct devmodel *devmodel_find(const char *name);

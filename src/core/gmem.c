@@ -19,11 +19,11 @@ static void layout(struct gmem *m, uint8_t *host, uint64_t size)
 	m->size = size;
 	m->lowmem = size < LOWMEM_LIMIT ? size : LOWMEM_LIMIT;
 	m->highmem = size - m->lowmem;
-	m->region[0] = (struct gmem_region){ 0, m->lowmem, host };
+	m->region[0] = (struct gmem_region){0, m->lowmem, host};
 	m->nregions = 1;
 	if (m->highmem) {
-		m->region[1] = (struct gmem_region){ HIGHMEM_BASE, m->highmem,
-						     host + m->lowmem };
+		m->region[1] = (struct gmem_region){HIGHMEM_BASE, m->highmem,
+						    host + m->lowmem};
 		m->nregions = 2;
 	}
 }
@@ -91,8 +91,7 @@ int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)
 	return 0;
 }
 
-int gmem_write(const struct gmem *m, uint64_t gpa, const void *src,
-	       size_t len)
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
 {
 	void *p = gmem_ptr(m, gpa, len);
 

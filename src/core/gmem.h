@@ -29,10 +29,10 @@ struct gmem_region {
 struct gmem {
 	struct gmem_region region[GMEM_MAX_REGIONS];
 	unsigned nregions;
-	uint64_t size;      /* total RAM bytes */
-	uint64_t lowmem;    /* bytes of RAM below 4 GiB (region 0) */
-	uint64_t highmem;   /* bytes of RAM from 4 GiB up */
-	void *map;          /* the single host mapping (NULL for fake) */
+	uint64_t size;	  /* total RAM bytes */
+	uint64_t lowmem;  /* bytes of RAM below 4 GiB (region 0) */
+	uint64_t highmem; /* bytes of RAM from 4 GiB up */
+	void *map;	  /* the single host mapping (NULL for fake) */
 	size_t map_len;
 };
 
@@ -57,7 +57,6 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 /* Copy len bytes from guest RAM.  Returns 0 or -EFAULT. */
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
 /* Copy len bytes into guest RAM.  Returns 0 or -EFAULT. */
-int gmem_write(const struct gmem *m, uint64_t gpa, const void *src,
-	       size_t len);
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 
 #endif

@@ -30,7 +30,7 @@
 #define KIB (1ULL << 10)
 
 /* Guest physical memory */
-#define LOWMEM_LIMIT 0xc0000000ULL  /* RAM below 4G ends here at most */
+#define LOWMEM_LIMIT 0xc0000000ULL /* RAM below 4G ends here at most */
 #define HIGHMEM_BASE 0x100000000ULL
 #define BOOT_SCRATCH_BASE 0x1000ULL
 #define BOOT_SCRATCH_END 0x10000ULL
@@ -39,7 +39,7 @@
 #define BOOT_FREE_BASE 0x30000ULL
 #define EBDA_BASE 0x9fc00ULL
 #define LEGACY_HOLE_BASE 0xa0000ULL
-#define FW_TABLES_BASE 0xe0000ULL   /* ACPI tables, RSDP, MP table */
+#define FW_TABLES_BASE 0xe0000ULL /* ACPI tables, RSDP, MP table */
 #define FW_TABLES_END 0x100000ULL
 #define KERNEL_MIN_BASE 0x100000ULL
 
@@ -48,7 +48,7 @@
 #define PCI_MMIO32_END PCI_ECAM_BASE
 #define PCI_ECAM_BASE 0xe0000000ULL
 #define PCI_ECAM_SIZE 0x10000000ULL
-#define PCI_IO_BASE 0x2000        /* I/O BAR window */
+#define PCI_IO_BASE 0x2000 /* I/O BAR window */
 #define PCI_IO_END 0x10000
 #define PCI_MMIO64_SIZE (32ULL * GIB)
 
@@ -61,9 +61,9 @@
 #define TESTDEV_IOMEM_BASE 0xff000000ULL
 #define TESTDEV_IOMEM_SIZE 0x10000ULL
 #define TESTDEV_EXIT_REG (TESTDEV_IOMEM_BASE + TESTDEV_IOMEM_SIZE - 4)
-#define TESTDEV_PORT_BASE 0xe0      /* 4 ports, scratch register */
-#define DEBUG_EXIT_PORT 0xf4        /* isa-debug-exit: status (v<<1)|1 */
-#define TESTDEV_IRQ_PORT 0x2000     /* irq line control, 24 pins */
+#define TESTDEV_PORT_BASE 0xe0	/* 4 ports, scratch register */
+#define DEBUG_EXIT_PORT 0xf4	/* isa-debug-exit: status (v<<1)|1 */
+#define TESTDEV_IRQ_PORT 0x2000 /* irq line control, 24 pins */
 
 /* KVM private areas (just under the high BIOS area, in the PCI hole) */
 #define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
@@ -81,14 +81,14 @@
 #define PORT_PCI_CONF_ADDR 0xcf8
 #define PORT_PCI_CONF_DATA 0xcfc
 #define PORT_RESET_CF9 0xcf9
-#define PORT_PM1A_EVT 0x400  /* 4 bytes: status (2), enable (2) */
-#define PORT_PM1A_CNT 0x404  /* 2 bytes */
-#define PORT_PM_TMR 0x408    /* 4 bytes, 3.579545 MHz, 24-bit */
+#define PORT_PM1A_EVT 0x400 /* 4 bytes: status (2), enable (2) */
+#define PORT_PM1A_CNT 0x404 /* 2 bytes */
+#define PORT_PM_TMR 0x408   /* 4 bytes, 3.579545 MHz, 24-bit */
 #define ACPI_SCI_IRQ 9
 #define ACPI_ENABLE_VAL 0xa0
 #define ACPI_DISABLE_VAL 0xa1
-#define ACPI_RESET_VAL 0x06  /* written to 0xcf9 by the FADT reset register */
-#define ACPI_S5_SLP_TYP 5    /* \_S5 package value = PM1_CNT.SLP_TYP for S5 */
+#define ACPI_RESET_VAL 0x06 /* written to 0xcf9 by the FADT reset register */
+#define ACPI_S5_SLP_TYP 5   /* \_S5 package value = PM1_CNT.SLP_TYP for S5 */
 
 /* ISA COM ports */
 #define COM1_PORT 0x3f8

@@ -160,8 +160,7 @@ static void vm_msi_unbind(void *opaque, int fd, int handle)
 }
 
 static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len,
-			bool pio, bool has_match, uint64_t match,
-			bool deassign)
+			bool pio, bool has_match, uint64_t match, bool deassign)
 {
 	struct vm *vm = opaque;
 
@@ -250,8 +249,7 @@ static int create_platform(struct vm *vm)
 	bool localtime;
 	int rc;
 
-	if ((rc = cfg_get_bool(vm->cfg, "rtc.use_localtime", true,
-			       &localtime)))
+	if ((rc = cfg_get_bool(vm->cfg, "rtc.use_localtime", true, &localtime)))
 		return rc;
 	if ((rc = rtc_create(&vm->ctx, localtime, vm->mem.lowmem,
 			     vm->mem.highmem, &vm->rtc)) ||
@@ -280,11 +278,11 @@ static void find_lpc(void *arg, struct pci_dev *pd)
 static unsigned bus_intx(struct vm *vm, unsigned bus, struct fw_pci_intx *out)
 {
 	uint8_t slot[FW_MAX_INTX], pin[FW_MAX_INTX], gsi[FW_MAX_INTX];
-	unsigned i, n = pci_intx_routes(vm->pci, bus, slot, pin, gsi,
-					FW_MAX_INTX);
+	unsigned i,
+		n = pci_intx_routes(vm->pci, bus, slot, pin, gsi, FW_MAX_INTX);
 
 	for (i = 0; i < n; i++)
-		out[i] = (struct fw_pci_intx){ slot[i], pin[i], gsi[i] };
+		out[i] = (struct fw_pci_intx){slot[i], pin[i], gsi[i]};
 	return n;
 }
 
@@ -332,8 +330,10 @@ static void describe_pci(struct vm *vm, struct fw_platform *p,
 			.bus = buses[i],
 			.io_base = (uint16_t)w.io_base,
 			.io_end = (uint16_t)w.io_end,
-			.mmio32_base = w.mem32_base, .mmio32_end = w.mem32_end,
-			.mmio64_base = w.mem64_base, .mmio64_end = w.mem64_end,
+			.mmio32_base = w.mem32_base,
+			.mmio32_end = w.mem32_end,
+			.mmio64_base = w.mem64_base,
+			.mmio64_end = w.mem64_end,
 			.intx = intx[p->nroots + 1],
 		};
 		r->nintx = bus_intx(vm, buses[i], intx[p->nroots + 1]);
@@ -344,7 +344,7 @@ static void describe_pci(struct vm *vm, struct fw_platform *p,
 
 static int build_tables(struct vm *vm, uint64_t *rsdp)
 {
-	struct fw_pci_intx (*intx)[FW_MAX_INTX];
+	struct fw_pci_intx(*intx)[FW_MAX_INTX];
 	struct fw_pci_root *roots;
 	struct fw_uart uarts[4];
 	uint16_t ports[4];
@@ -370,9 +370,9 @@ static int build_tables(struct vm *vm, uint64_t *rsdp)
 	if (lpc_slot) {
 		n = uart_lpc_ports(cfg_find(vm->cfg, "lpc"), ports, irqs, 4);
 		for (i = 0; i < n; i++)
-			uarts[i] = (struct fw_uart){ .port = ports[i],
-						     .irq = irqs[i],
-						     .uid = (uint8_t)(i + 1) };
+			uarts[i] = (struct fw_uart){.port = ports[i],
+						    .irq = irqs[i],
+						    .uid = (uint8_t)(i + 1)};
 	}
 	p.uarts = uarts;
 	p.nuarts = n > 0 ? (unsigned)n : 0;
@@ -480,15 +480,18 @@ int vm_create(struct cfg_node *cfg, struct vm **out)
 		goto fail;
 	if ((rc = map_memory(vm)))
 		goto fail;
-	if ((rc = bus_new(&vm->pio, "pio")) || (rc = bus_new(&vm->mmio, "mmio")))
+	if ((rc = bus_new(&vm->pio, "pio")) ||
+	    (rc = bus_new(&vm->mmio, "mmio")))
 		goto fail;
 	vm->ctx = (struct devctx){
 		.pio = vm->pio,
 		.mmio = vm->mmio,
 		.mem = &vm->mem,
-		.irq = { .set_irq = vm_irq_set, .msi = vm_irq_msi,
-			 .msi_bind = vm_msi_bind, .msi_unbind = vm_msi_unbind,
-			 .opaque = vm },
+		.irq = {.set_irq = vm_irq_set,
+			.msi = vm_irq_msi,
+			.msi_bind = vm_msi_bind,
+			.msi_unbind = vm_msi_unbind,
+			.opaque = vm},
 		.ioeventfd = vm_ioeventfd,
 		.ev = vm->ev,
 		.root = cfg,

@@ -45,9 +45,9 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu **vcpus;
 	bool strictio;
-	bool halt_detect;       /* -H: detect "all halted, IF=0" (exit 2) */
-	int exit_status;        /* valid once 'exiting' */
-	bool exiting;           /* atomic */
+	bool halt_detect; /* -H: detect "all halted, IF=0" (exit 2) */
+	int exit_status;  /* valid once 'exiting' */
+	bool exiting;	  /* atomic */
 };
 
 /* Build the whole VM from the checked config tree.  On failure everything

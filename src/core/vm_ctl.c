@@ -115,19 +115,19 @@ static int cmd_get_stats(void *arg, const char *args, FILE *out)
 
 static void print_seg(FILE *out, const char *n, const struct hv_seg *s)
 {
-	fprintf(out, "%-6s sel=0x%04x base=0x%016llx limit=0x%08x type=%u "
-		     "p=%u dpl=%u db=%u s=%u l=%u g=%u\n",
+	fprintf(out,
+		"%-6s sel=0x%04x base=0x%016llx limit=0x%08x type=%u "
+		"p=%u dpl=%u db=%u s=%u l=%u g=%u\n",
 		n, s->sel, (unsigned long long)s->base, s->limit, s->type,
 		s->present, s->dpl, s->db, s->s, s->l, s->g);
 }
 
 static void print_regs(FILE *out, unsigned id, const struct hv_regs *r)
 {
-	static const char *const gpr[] = { "rax", "rbx", "rcx", "rdx",
-					   "rsi", "rdi", "rsp", "rbp",
-					   "r8",  "r9",  "r10", "r11",
-					   "r12", "r13", "r14", "r15",
-					   "rip", "rflags" };
+	static const char *const gpr[] = {"rax", "rbx", "rcx",	 "rdx", "rsi",
+					  "rdi", "rsp", "rbp",	 "r8",	"r9",
+					  "r10", "r11", "r12",	 "r13", "r14",
+					  "r15", "rip", "rflags"};
 	const uint64_t *v = &r->rax;
 	unsigned i;
 
@@ -135,8 +135,9 @@ static void print_regs(FILE *out, unsigned id, const struct hv_regs *r)
 	for (i = 0; i < sizeof(gpr) / sizeof(gpr[0]); i++)
 		fprintf(out, "%-6s 0x%016llx\n", gpr[i],
 			(unsigned long long)v[i]);
-	fprintf(out, "%-6s 0x%016llx\n%-6s 0x%016llx\n%-6s 0x%016llx\n"
-		     "%-6s 0x%016llx\n%-6s 0x%016llx\n%-6s 0x%016llx\n",
+	fprintf(out,
+		"%-6s 0x%016llx\n%-6s 0x%016llx\n%-6s 0x%016llx\n"
+		"%-6s 0x%016llx\n%-6s 0x%016llx\n%-6s 0x%016llx\n",
 		"cr0", (unsigned long long)r->cr0, "cr2",
 		(unsigned long long)r->cr2, "cr3", (unsigned long long)r->cr3,
 		"cr4", (unsigned long long)r->cr4, "efer",
@@ -205,28 +206,27 @@ static int cmd_get_all(void *arg, const char *args, FILE *out)
 	return 0;
 }
 
-static int reg_value(const struct hv_regs *r, const char *name,
-		     uint64_t *v)
+static int reg_value(const struct hv_regs *r, const char *name, uint64_t *v)
 {
 	static const struct {
 		const char *name;
 		size_t off;
 	} regs[] = {
-#define R(n) { #n, offsetof(struct hv_regs, n) }
-		R(rax), R(rbx), R(rcx), R(rdx), R(rsi), R(rdi), R(rsp),
-		R(rbp), R(r8),  R(r9),  R(r10), R(r11), R(r12), R(r13),
-		R(r14), R(r15), R(rip), R(rflags), R(cr0), R(cr2), R(cr3),
-		R(cr4), R(efer), R(dr0), R(dr1), R(dr2), R(dr3), R(dr6),
-		R(dr7),
+#define R(n) {#n, offsetof(struct hv_regs, n)}
+		R(rax), R(rbx), R(rcx), R(rdx), R(rsi),	 R(rdi),
+		R(rsp), R(rbp), R(r8),	R(r9),	R(r10),	 R(r11),
+		R(r12), R(r13), R(r14), R(r15), R(rip),	 R(rflags),
+		R(cr0), R(cr2), R(cr3), R(cr4), R(efer), R(dr0),
+		R(dr1), R(dr2), R(dr3), R(dr6), R(dr7),
 #undef R
 	};
 	static const struct {
 		const char *name;
 		size_t off;
 	} segs[] = {
-#define S(n, f) { #n, offsetof(struct hv_regs, f) }
-		S(cs, cs), S(ds, ds), S(es, es), S(fs, fs), S(gs, gs),
-		S(ss, ss), S(tr, tr), S(ldtr, ldt),
+#define S(n, f) {#n, offsetof(struct hv_regs, f)}
+		S(cs, cs), S(ds, ds), S(es, es), S(fs, fs),
+		S(gs, gs), S(ss, ss), S(tr, tr), S(ldtr, ldt),
 #undef S
 	};
 	const struct hv_seg *seg;
@@ -283,14 +283,14 @@ int vm_ctl_register(struct vm *vm)
 		const char *name;
 		ctl_cmd_fn fn;
 	} cmds[] = {
-		{ "destroy", cmd_destroy },
-		{ "get-stats", cmd_get_stats },
-		{ "get-all", cmd_get_all },
-		{ "get-reg", cmd_get_reg },
-		{ "force-reset", cmd_force_reset },
-		{ "force-poweroff", cmd_force_poweroff },
-		{ "power-button", cmd_power_button },
-		{ "suspend", cmd_suspend },
+		{"destroy", cmd_destroy},
+		{"get-stats", cmd_get_stats},
+		{"get-all", cmd_get_all},
+		{"get-reg", cmd_get_reg},
+		{"force-reset", cmd_force_reset},
+		{"force-poweroff", cmd_force_poweroff},
+		{"power-button", cmd_power_button},
+		{"suspend", cmd_suspend},
 	};
 	unsigned i;
 	int rc;

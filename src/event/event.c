@@ -57,7 +57,7 @@ struct event_loop {
 int event_loop_new(struct event_loop **out)
 {
 	struct event_loop *ev = calloc(1, sizeof(*ev));
-	struct epoll_event ee = { .events = EPOLLIN };
+	struct epoll_event ee = {.events = EPOLLIN};
 	int rc;
 
 	if (!ev)
@@ -119,12 +119,16 @@ static int add(struct event_loop *ev, enum ev_kind kind, int fd, bool owns,
 	       uint32_t events, event_fn fn, void *arg, struct event **out)
 {
 	struct event *e = calloc(1, sizeof(*e));
-	struct epoll_event ee = { .events = events };
+	struct epoll_event ee = {.events = events};
 
 	if (!e)
 		return -ENOMEM;
-	*e = (struct event){ .loop = ev, .kind = kind, .fd = fd,
-			     .owns_fd = owns, .fn = fn, .arg = arg };
+	*e = (struct event){.loop = ev,
+			    .kind = kind,
+			    .fd = fd,
+			    .owns_fd = owns,
+			    .fn = fn,
+			    .arg = arg};
 	ee.data.ptr = e;
 	if (epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &ee) < 0) {
 		int rc = -errno;
@@ -149,7 +153,7 @@ int event_add_fd(struct event_loop *ev, int fd, uint32_t events, event_fn fn,
 
 int event_mod_fd(struct event *e, uint32_t events)
 {
-	struct epoll_event ee = { .events = events, .data.ptr = e };
+	struct epoll_event ee = {.events = events, .data.ptr = e};
 
 	if (epoll_ctl(e->loop->epfd, EPOLL_CTL_MOD, e->fd, &ee) < 0)
 		return -errno;
@@ -159,7 +163,7 @@ int event_mod_fd(struct event *e, uint32_t events)
 int event_add_timer(struct event_loop *ev, uint64_t period_ns, event_fn fn,
 		    void *arg, struct event **out)
 {
-	struct itimerspec its = { 0 };
+	struct itimerspec its = {0};
 	int fd, rc;
 
 	if (period_ns == 0)

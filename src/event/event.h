@@ -35,8 +35,8 @@ int event_add_timer(struct event_loop *ev, uint64_t period_ns, event_fn fn,
 		    void *arg, struct event **out);
 /* Deliver 'signo' through the loop (blocks it in the calling thread: call
  * before creating other threads so they inherit the mask).  0/-errno. */
-int event_add_signal(struct event_loop *ev, int signo, event_fn fn,
-		     void *arg, struct event **out);
+int event_add_signal(struct event_loop *ev, int signo, event_fn fn, void *arg,
+		     struct event **out);
 /* Stop watching and free the event (the fd itself is not closed). */
 void event_del(struct event *e);
 

@@ -161,16 +161,19 @@ static void dsdt_extra_roots(struct aml *a, const struct fw_platform *p)
 	for (i = 0; i < p->nroots; i++) {
 		const struct fw_pci_root *x = &p->roots[i];
 		struct root_desc r = {
-			.bus_start = x->bus, .bus_end = x->bus,
-			.io_base = x->io_base, .io_end = x->io_end,
+			.bus_start = x->bus,
+			.bus_end = x->bus,
+			.io_base = x->io_base,
+			.io_end = x->io_end,
 			.mmio32_base = x->mmio32_base,
 			.mmio32_end = x->mmio32_end,
 			.mmio64_base = x->mmio64_base,
 			.mmio64_end = x->mmio64_end,
-			.intx = x->intx, .nintx = x->nintx,
+			.intx = x->intx,
+			.nintx = x->nintx,
 		};
-		char name[5] = { 'P', 'C', hex[x->bus >> 4], hex[x->bus & 15],
-				 0 };
+		char name[5] = {'P', 'C', hex[x->bus >> 4], hex[x->bus & 15],
+				0};
 
 		dsdt_host_bridge(a, name, x->bus, &r);
 		aml_end(a);
@@ -215,11 +218,17 @@ static int dsdt_run_hook(struct aml *a, const struct fw_platform *p)
 static int dsdt_pci_root(struct aml *a, const struct fw_platform *p)
 {
 	struct root_desc r = {
-		.bus_start = p->bus_start, .bus_end = p->bus_end,
-		.io_base = p->pci_io_base, .io_end = p->pci_io_end,
-		.mmio32_base = p->mmio32_base, .mmio32_end = p->mmio32_end,
-		.mmio64_base = p->mmio64_base, .mmio64_end = p->mmio64_end,
-		.intx = p->intx, .nintx = p->nintx, .legacy_io = true,
+		.bus_start = p->bus_start,
+		.bus_end = p->bus_end,
+		.io_base = p->pci_io_base,
+		.io_end = p->pci_io_end,
+		.mmio32_base = p->mmio32_base,
+		.mmio32_end = p->mmio32_end,
+		.mmio64_base = p->mmio64_base,
+		.mmio64_end = p->mmio64_end,
+		.intx = p->intx,
+		.nintx = p->nintx,
+		.legacy_io = true,
 	};
 	int rc = 0;
 

@@ -23,42 +23,42 @@ struct hv_vcpu;
 struct hv_vm_opts {
 	bool exit_on_hlt;   /* x86.vmexit_on_hlt: HLT yields the host CPU */
 	bool exit_on_pause; /* x86.vmexit_on_pause: pause-loop exiting */
-	bool x2apic;        /* x86.x2apic */
+	bool x2apic;	    /* x86.x2apic */
 	bool strict_msr;    /* x86.strictmsr: #GP on unknown MSRs */
 	unsigned ncpus;
 	unsigned sockets, cores, threads;
 };
 
 enum hv_exit_reason {
-	HV_EXIT_IO,        /* port I/O: io */
-	HV_EXIT_MMIO,      /* MMIO: mmio */
-	HV_EXIT_HLT,       /* HLT with no in-kernel wake-up source */
-	HV_EXIT_SHUTDOWN,  /* triple fault */
-	HV_EXIT_RESET,     /* platform reset requested through the kernel */
-	HV_EXIT_POWEROFF,  /* platform power-off requested through the kernel */
-	HV_EXIT_INTR,      /* KVM_RUN interrupted (kick or signal) */
-	HV_EXIT_FAIL,      /* entry failure or internal error: 'raw' says which */
-	HV_EXIT_OTHER,     /* anything else: 'raw' is the backend's code */
+	HV_EXIT_IO,	  /* port I/O: io */
+	HV_EXIT_MMIO,	  /* MMIO: mmio */
+	HV_EXIT_HLT,	  /* HLT with no in-kernel wake-up source */
+	HV_EXIT_SHUTDOWN, /* triple fault */
+	HV_EXIT_RESET,	  /* platform reset requested through the kernel */
+	HV_EXIT_POWEROFF, /* platform power-off requested through the kernel */
+	HV_EXIT_INTR,	  /* KVM_RUN interrupted (kick or signal) */
+	HV_EXIT_FAIL,  /* entry failure or internal error: 'raw' says which */
+	HV_EXIT_OTHER, /* anything else: 'raw' is the backend's code */
 	HV_EXIT_NR
 };
 
 struct hv_exit {
 	enum hv_exit_reason reason;
-	uint32_t raw;          /* backend exit code (KVM_EXIT_*) */
-	uint32_t suberror;     /* for HV_EXIT_FAIL */
+	uint32_t raw;	   /* backend exit code (KVM_EXIT_*) */
+	uint32_t suberror; /* for HV_EXIT_FAIL */
 	union {
 		struct {
 			uint16_t port;
-			uint8_t size;     /* 1, 2, 4 */
+			uint8_t size; /* 1, 2, 4 */
 			bool write;
-			uint32_t count;   /* >1 for rep ins/outs */
-			uint8_t *data;    /* count*size bytes, in place */
+			uint32_t count; /* >1 for rep ins/outs */
+			uint8_t *data;	/* count*size bytes, in place */
 		} io;
 		struct {
 			uint64_t gpa;
-			uint8_t size;     /* 1..8 */
+			uint8_t size; /* 1..8 */
 			bool write;
-			uint8_t *data;    /* in place */
+			uint8_t *data; /* in place */
 		} mmio;
 	};
 };
@@ -87,7 +87,7 @@ struct hv_regs {
 enum hv_mp_state {
 	HV_MP_RUNNABLE,
 	HV_MP_HALTED,
-	HV_MP_WAIT_SIPI,  /* AP waiting for INIT/SIPI */
+	HV_MP_WAIT_SIPI, /* AP waiting for INIT/SIPI */
 	HV_MP_OTHER,
 };
 

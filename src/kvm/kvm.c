@@ -51,7 +51,7 @@ struct hv_vm {
 	int run_size;
 	unsigned next_slot;
 	struct hv_vm_opts opts;
-	bool user_msr;              /* unknown MSRs exit to userspace */
+	bool user_msr;		    /* unknown MSRs exit to userspace */
 	struct kvm_cpuid2 *cpuid;   /* supported, filtered per vCPU */
 	pthread_mutex_t route_lock; /* msi[] and the kernel routing table */
 	struct msi_route msi[MAX_MSI_ROUTES]; /* GSI = IRQCHIP_PINS + i */
@@ -103,7 +103,7 @@ static int check_ext(struct hv_vm *vm, long cap)
 
 static int enable_cap(struct hv_vm *vm, uint32_t cap, uint64_t arg0)
 {
-	struct kvm_enable_cap ec = { .cap = cap };
+	struct kvm_enable_cap ec = {.cap = cap};
 
 	ec.args[0] = arg0;
 	return vm_ioctl(vm, KVM_ENABLE_CAP, &ec);
@@ -146,7 +146,7 @@ static int get_supported_cpuid(struct hv_vm *vm)
 
 int hv_vm_create(const struct hv_vm_opts *opts, struct hv_vm **out)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
 	struct hv_vm *vm;
 	int rc;
@@ -160,7 +160,8 @@ int hv_vm_create(const struct hv_vm_opts *opts, struct hv_vm **out)
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		rc = -errno;
-		log_errno(LOG_ERR, -rc, "cannot open /dev/kvm (is KVM enabled "
+		log_errno(LOG_ERR, -rc,
+			  "cannot open /dev/kvm (is KVM enabled "
 			  "and are you in the kvm group?)");
 		free(vm);
 		return rc == -ENOENT ? -ENODEV : rc;
@@ -247,7 +248,7 @@ int hv_vm_map(struct hv_vm *vm, uint64_t gpa, uint64_t size, void *host,
 
 int hv_vm_set_irq(struct hv_vm *vm, unsigned gsi, int level)
 {
-	struct kvm_irq_level il = { .irq = gsi, .level = level ? 1 : 0 };
+	struct kvm_irq_level il = {.irq = gsi, .level = level ? 1 : 0};
 
 	return vm_ioctl(vm, KVM_IRQ_LINE, &il);
 }
@@ -350,7 +351,7 @@ int hv_vm_msi_route_alloc(struct hv_vm *vm, uint64_t addr, uint32_t data)
 	for (i = 0; i < MAX_MSI_ROUTES; i++) {
 		if (vm->msi[i].used)
 			continue;
-		vm->msi[i] = (struct msi_route){ true, addr, data };
+		vm->msi[i] = (struct msi_route){true, addr, data};
 		rc = commit_routes(vm);
 		if (rc)
 			vm->msi[i].used = false;
@@ -370,8 +371,7 @@ static struct msi_route *route_of(struct hv_vm *vm, int gsi)
 	return &vm->msi[gsi - IRQCHIP_PINS];
 }
 
-int hv_vm_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr,
-			uint32_t data)
+int hv_vm_msi_route_set(struct hv_vm *vm, int gsi, uint64_t addr, uint32_t data)
 {
 	struct msi_route *r;
 	int rc = -ENOENT;
@@ -541,7 +541,7 @@ static void patch_cpuid(const struct hv_vm *vm, unsigned id,
  * leaf >= 0xb).  patch_cpuid() fills them in.  'c' has room. */
 static void add_topology_leaves(struct kvm_cpuid2 *c)
 {
-	bool have[2] = { false, false };
+	bool have[2] = {false, false};
 	uint32_t max_basic = 0;
 	unsigned i, sub;
 
@@ -598,11 +598,17 @@ int hv_vcpu_init_cpu(struct hv_vcpu *v)
 
 static void seg_from_kvm(struct hv_seg *h, const struct kvm_segment *k)
 {
-	*h = (struct hv_seg){ .base = k->base, .limit = k->limit,
-			      .sel = k->selector, .type = k->type,
-			      .present = k->present, .dpl = k->dpl,
-			      .db = k->db, .s = k->s, .l = k->l, .g = k->g,
-			      .avl = k->avl };
+	*h = (struct hv_seg){.base = k->base,
+			     .limit = k->limit,
+			     .sel = k->selector,
+			     .type = k->type,
+			     .present = k->present,
+			     .dpl = k->dpl,
+			     .db = k->db,
+			     .s = k->s,
+			     .l = k->l,
+			     .g = k->g,
+			     .avl = k->avl};
 }
 
 static void seg_to_kvm(struct kvm_segment *k, const struct hv_seg *h)
@@ -781,12 +787,12 @@ again:
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		ex->suberror = run->system_event.type;
-		ex->reason = run->system_event.type == KVM_SYSTEM_EVENT_RESET
-				     ? HV_EXIT_RESET
-				     : run->system_event.type ==
-						       KVM_SYSTEM_EVENT_SHUTDOWN
-					       ? HV_EXIT_POWEROFF
-					       : HV_EXIT_OTHER;
+		ex->reason =
+			run->system_event.type == KVM_SYSTEM_EVENT_RESET
+				? HV_EXIT_RESET
+			: run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN
+				? HV_EXIT_POWEROFF
+				: HV_EXIT_OTHER;
 		break;
 	case KVM_EXIT_INTR:
 		ex->reason = HV_EXIT_INTR;
@@ -797,8 +803,8 @@ again:
 		goto again;
 	case KVM_EXIT_FAIL_ENTRY:
 		ex->reason = HV_EXIT_FAIL;
-		ex->suberror = (uint32_t)
-			run->fail_entry.hardware_entry_failure_reason;
+		ex->suberror =
+			(uint32_t)run->fail_entry.hardware_entry_failure_reason;
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
 		ex->reason = HV_EXIT_FAIL;
@@ -826,14 +832,10 @@ void hv_vcpu_clear_kick(struct hv_vcpu *v)
 const char *hv_exit_name(enum hv_exit_reason r)
 {
 	static const char *const names[HV_EXIT_NR] = {
-		[HV_EXIT_IO] = "io",
-		[HV_EXIT_MMIO] = "mmio",
-		[HV_EXIT_HLT] = "hlt",
-		[HV_EXIT_SHUTDOWN] = "shutdown",
-		[HV_EXIT_RESET] = "reset",
-		[HV_EXIT_POWEROFF] = "poweroff",
-		[HV_EXIT_INTR] = "intr",
-		[HV_EXIT_FAIL] = "fail",
+		[HV_EXIT_IO] = "io",	   [HV_EXIT_MMIO] = "mmio",
+		[HV_EXIT_HLT] = "hlt",	   [HV_EXIT_SHUTDOWN] = "shutdown",
+		[HV_EXIT_RESET] = "reset", [HV_EXIT_POWEROFF] = "poweroff",
+		[HV_EXIT_INTR] = "intr",   [HV_EXIT_FAIL] = "fail",
 		[HV_EXIT_OTHER] = "other",
 	};
 

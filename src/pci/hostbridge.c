@@ -7,7 +7,7 @@
 #include "pci/pci.h"
 
 static const struct cfg_key hostbridge_keys[] = {
-	{ NULL, CFG_STRING, NULL, NULL, 0, 0, 0 },
+	{NULL, CFG_STRING, NULL, NULL, 0, 0, 0},
 };
 
 static int hostbridge_init(struct pci_dev *pd, struct cfg_node *node)

@@ -15,7 +15,7 @@
 #include "lib/log.h"
 
 static const struct cfg_key lpc_keys[] = {
-	{ NULL, CFG_STRING, NULL, NULL, 0, 0, 0 },
+	{NULL, CFG_STRING, NULL, NULL, 0, 0, 0},
 };
 
 static const struct devmodel lpc_model;
@@ -40,7 +40,8 @@ static int lpc_check_unsupported(struct cfg_node *root)
 		return -ENOTSUP;
 	}
 	fwcfg = cfg_get(root, "lpc.fwcfg");
-	if (fwcfg && strcmp(fwcfg, "bhyve") != 0 && strcmp(fwcfg, "qemu") != 0) {
+	if (fwcfg && strcmp(fwcfg, "bhyve") != 0 &&
+	    strcmp(fwcfg, "qemu") != 0) {
 		log_err("lpc.fwcfg: invalid value '%s' (bhyve or qemu)", fwcfg);
 		return -EINVAL;
 	}

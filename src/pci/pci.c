@@ -15,7 +15,6 @@
 #include "core/layout.h"
 #include "lib/log.h"
 
-
 static struct pci_dev **slot_ptr(struct pci_bus *root, unsigned bus,
 				 unsigned slot, unsigned func, bool create)
 {
@@ -95,8 +94,8 @@ void pci_cfg_write(struct pci_bus *root, unsigned bus, unsigned slot,
 			uint8_t m = pd->wmask[off + i];
 			uint8_t b = (uint8_t)(val >> (8 * i));
 
-			pd->cfg[off + i] = (uint8_t)((pd->cfg[off + i] & ~m) |
-						     (b & m));
+			pd->cfg[off + i] =
+				(uint8_t)((pd->cfg[off + i] & ~m) | (b & m));
 		}
 		if (off < PCIR_COMMAND + 2 && off + size > PCIR_COMMAND &&
 		    (old_cmd ^ pci_get16(pd, PCIR_COMMAND)) &
@@ -194,8 +193,8 @@ int pci_root_new(struct devctx *ctx, struct pci_bus **out)
 	rc = bus_register(ctx->pio, PORT_PCI_CONF_ADDR, 1, cf8_io, root,
 			  "pci-cf8");
 	if (!rc)
-		rc = bus_register(ctx->pio, PORT_PCI_CONF_DATA, 4, cfc_io,
-				  root, "pci-cfc");
+		rc = bus_register(ctx->pio, PORT_PCI_CONF_DATA, 4, cfc_io, root,
+				  "pci-cfc");
 	if (!rc)
 		rc = bus_register(ctx->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE,
 				  ecam_io, root, "pci-ecam");
@@ -275,11 +274,11 @@ static int apply_pcireg(struct pci_dev *pd)
 		const char *key;
 		unsigned off, size;
 	} regs[] = {
-		{ "pcireg.vendor", PCIR_VENDOR, 2 },
-		{ "pcireg.device", PCIR_DEVICE, 2 },
-		{ "pcireg.revid", PCIR_REVID, 1 },
-		{ "pcireg.subvendor", PCIR_SUBVEND, 2 },
-		{ "pcireg.subdevice", PCIR_SUBDEV, 2 },
+		{"pcireg.vendor", PCIR_VENDOR, 2},
+		{"pcireg.device", PCIR_DEVICE, 2},
+		{"pcireg.revid", PCIR_REVID, 1},
+		{"pcireg.subvendor", PCIR_SUBVEND, 2},
+		{"pcireg.subdevice", PCIR_SUBDEV, 2},
 	};
 	unsigned i;
 
@@ -292,7 +291,8 @@ static int apply_pcireg(struct pci_dev *pd)
 			continue;
 		if (strcmp(v, "host") == 0) {
 			log_err("%s.%s: 'host' is only valid for lpc and "
-				"passthru", cfg_path(pd->node), regs[i].key);
+				"passthru",
+				cfg_path(pd->node), regs[i].key);
 			return -EINVAL;
 		}
 		errno = 0;
@@ -320,8 +320,8 @@ static void default_wmask(struct pci_dev *pd)
 	pd->wmask[PCIR_INTLINE] = 0xff;
 }
 
-static int create_one(struct pci_bus *root, struct cfg_node *node,
-		      unsigned b, unsigned s, unsigned f)
+static int create_one(struct pci_bus *root, struct cfg_node *node, unsigned b,
+		      unsigned s, unsigned f)
 {
 	const char *dev = cfg_get(node, "device");
 	const struct devmodel *m;

@@ -73,16 +73,16 @@ enum pci_bar_type {
 	PCIBAR_NONE,
 	PCIBAR_IO,
 	PCIBAR_MEM32,
-	PCIBAR_MEM64,  /* takes this BAR and the next */
+	PCIBAR_MEM64,	 /* takes this BAR and the next */
 	PCIBAR_MEM64_HI, /* the upper half of the previous BAR */
 };
 
 struct pci_bar {
 	enum pci_bar_type type;
 	bool prefetch;
-	uint64_t size;      /* power of two; 0 = unused */
-	uint64_t addr;      /* as the guest programmed it */
-	bool mapped;        /* registered on a bus at 'mapped_addr' */
+	uint64_t size; /* power of two; 0 = unused */
+	uint64_t addr; /* as the guest programmed it */
+	bool mapped;   /* registered on a bus at 'mapped_addr' */
 	uint64_t mapped_addr;
 	struct pci_dev *pd; /* back pointers for the bus handler */
 	unsigned idx;
@@ -92,23 +92,23 @@ struct pci_bar {
 struct pci_msix_vec {
 	uint64_t addr;
 	uint32_t data;
-	uint32_t ctrl;      /* bit 0: masked */
+	uint32_t ctrl; /* bit 0: masked */
 	bool pending;
-	int efd;            /* irqfd eventfd, -1 until bound */
-	int handle;         /* irq_sink binding, -1 when unbound */
+	int efd;    /* irqfd eventfd, -1 until bound */
+	int handle; /* irq_sink binding, -1 when unbound */
 };
 
 struct pci_msix {
 	unsigned nvec;
-	unsigned cap;       /* config offset of the capability, 0 = none */
+	unsigned cap; /* config offset of the capability, 0 = none */
 	unsigned bar;
 	uint64_t table_off, pba_off;
 	struct pci_msix_vec *vec;
 };
 
 struct pci_msi {
-	unsigned cap;       /* 0 = none */
-	unsigned nvec;      /* power of two, 1..32 */
+	unsigned cap;  /* 0 = none */
+	unsigned nvec; /* power of two, 1..32 */
 };
 
 struct pci_dev {
@@ -117,16 +117,16 @@ struct pci_dev {
 	struct cfg_node *node;
 	struct devctx *ctx;
 	uint8_t bus, slot, func;
-	char name[48];             /* "hostbridge@0:0:0" for messages */
+	char name[48]; /* "hostbridge@0:0:0" for messages */
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE];
-	void *softc;               /* the model's state */
+	void *softc; /* the model's state */
 	struct pci_bar bar[PCI_MAX_BARS];
-	unsigned cap_last;         /* offset of the last capability, 0 none */
-	unsigned cap_end;          /* first free byte for capabilities */
+	unsigned cap_last; /* offset of the last capability, 0 none */
+	unsigned cap_end;  /* first free byte for capabilities */
 	struct pci_msix msix;
 	struct pci_msi msi;
-	unsigned intx_gsi;         /* 0 = no INTx */
+	unsigned intx_gsi; /* 0 = no INTx */
 	bool intx_asserted;
 	/* Serialises interrupt state (MSI-X table, pending bits, INTx)
 	 * between vCPU threads and device workers. */
@@ -171,8 +171,8 @@ static inline uint16_t pci_get16(const struct pci_dev *pd, unsigned off)
 
 static inline uint32_t pci_get32(const struct pci_dev *pd, unsigned off)
 {
-	return (uint32_t)pci_get16(pd, off) |
-	       (uint32_t)pci_get16(pd, off + 2) << 16;
+	return (uint32_t)pci_get16(pd, off) | (uint32_t)pci_get16(pd, off + 2)
+						      << 16;
 }
 
 static inline void pci_set8(struct pci_dev *pd, unsigned off, uint8_t v)
@@ -254,8 +254,8 @@ int pci_add_cap(struct pci_dev *pd, const uint8_t *cap, unsigned len,
 /*
  * Interrupts.  pci_intx_init() gives the function INTA routed to an IOAPIC
  * pin (16-23, by bus and slot, described in the bus's ACPI _PRT and, for
- * bus 0, the MP table).  pci_msi_init() adds a 64-bit MSI capability for 'nvec' vectors
- * (power of two).  pci_msix_init() adds MSI-X with 'nvec' vectors whose
+ * bus 0, the MP table).  pci_msi_init() adds a 64-bit MSI capability for 'nvec'
+ * vectors (power of two).  pci_msix_init() adds MSI-X with 'nvec' vectors whose
  * table and PBA live in memory BAR 'bar' at the given offsets (the caller
  * allocates the BAR large enough).  All 0 or -errno.
  */
@@ -284,9 +284,8 @@ unsigned pci_intx_routes(struct pci_bus *root, unsigned bus, uint8_t *slot,
 struct pci_dev *pci_find(struct pci_bus *root, unsigned bus, unsigned slot,
 			 unsigned func);
 /* Call fn for every function, in b:s:f order. */
-void pci_foreach(struct pci_bus *root, void (*fn)(void *arg,
-						   struct pci_dev *pd),
-		 void *arg);
+void pci_foreach(struct pci_bus *root,
+		 void (*fn)(void *arg, struct pci_dev *pd), void *arg);
 
 /*
  * Config access as the guest sees it (also used by device tests).  Reads

@@ -26,9 +26,9 @@ void pci_set_windows(struct pci_bus *root, uint64_t io_base, uint64_t io_end,
 		     uint64_t mem32_base, uint64_t mem32_end,
 		     uint64_t mem64_base, uint64_t mem64_end)
 {
-	root->io = (struct pci_window){ io_base, io_end, io_base };
-	root->mem32 = (struct pci_window){ mem32_base, mem32_end, mem32_base };
-	root->mem64 = (struct pci_window){ mem64_base, mem64_end, mem64_base };
+	root->io = (struct pci_window){io_base, io_end, io_base};
+	root->mem32 = (struct pci_window){mem32_base, mem32_end, mem32_base};
+	root->mem64 = (struct pci_window){mem64_base, mem64_end, mem64_base};
 }
 
 static uint32_t bar_type_bits(const struct pci_bar *bar)
@@ -68,12 +68,15 @@ int pci_bar_alloc(struct pci_dev *pd, unsigned idx, enum pci_bar_type type,
 	if (bar->type != PCIBAR_NONE ||
 	    (type == PCIBAR_MEM64 && pd->bar[idx + 1].type != PCIBAR_NONE))
 		return -EEXIST;
-	*bar = (struct pci_bar){ .type = type, .prefetch = prefetch,
-				 .size = s, .pd = pd, .idx = idx };
+	*bar = (struct pci_bar){.type = type,
+				.prefetch = prefetch,
+				.size = s,
+				.pd = pd,
+				.idx = idx};
 	pci_set32(pd, PCIR_BAR(idx), bar_type_bits(bar));
 	if (type == PCIBAR_MEM64)
-		pd->bar[idx + 1] = (struct pci_bar){ .type = PCIBAR_MEM64_HI,
-						     .pd = pd, .idx = idx + 1 };
+		pd->bar[idx + 1] = (struct pci_bar){
+			.type = PCIBAR_MEM64_HI, .pd = pd, .idx = idx + 1};
 	return 0;
 }
 
@@ -141,8 +144,10 @@ static void bar_update(struct pci_dev *pd, struct pci_bar *bar)
 	if (!want || bar->mapped)
 		return;
 	if (bus_register(bus, bar->addr, bar->size, bar_io, bar, pd->name)) {
-		log_ratelimited(5000, "%s: BAR %u at 0x%llx overlaps another "
-				"range; not mapped", pd->name, bar->idx,
+		log_ratelimited(5000,
+				"%s: BAR %u at 0x%llx overlaps another "
+				"range; not mapped",
+				pd->name, bar->idx,
 				(unsigned long long)bar->addr);
 		return;
 	}
@@ -212,7 +217,7 @@ bool pci_bar_cfgwrite(struct pci_dev *pd, unsigned off, unsigned size,
 	case PCIBAR_IO:
 	case PCIBAR_MEM32:
 	case PCIBAR_MEM64:
-		mask = (uint32_t)~(bar->size - 1);
+		mask = (uint32_t) ~(bar->size - 1);
 		nv = (nv & mask & ~0xfu) | bar_type_bits(bar);
 		if (bar->type == PCIBAR_IO)
 			nv = (nv & mask & ~3u) | 1u;
@@ -220,7 +225,7 @@ bool pci_bar_cfgwrite(struct pci_dev *pd, unsigned off, unsigned size,
 	case PCIBAR_MEM64_HI:
 		bar = &pd->bar[idx - 1];
 		mask = bar->size >= (1ULL << 32)
-			       ? (uint32_t)~((bar->size - 1) >> 32)
+			       ? (uint32_t) ~((bar->size - 1) >> 32)
 			       : 0xffffffffu;
 		nv &= mask;
 		break;
@@ -273,7 +278,7 @@ static void collect_bars(void *arg, struct pci_dev *pd)
 			}
 			c->v = nv;
 		}
-		c->v[c->n++] = (struct bar_ref){ pd, i, pd->bar[i].size };
+		c->v[c->n++] = (struct bar_ref){pd, i, pd->bar[i].size};
 	}
 }
 
@@ -291,8 +296,7 @@ static int window_take(struct pci_window *w, struct bus *bus, uint64_t size,
 		/* I/O windows may hold fixed ports (pc-testdev at 0x2000):
 		 * probe each port; memory windows are free of fixed ranges
 		 * but a stride probe is cheap. */
-		for (p = a; p < a + size && !busy;
-		     p += size > 4096 ? 4096 : 1)
+		for (p = a; p < a + size && !busy; p += size > 4096 ? 4096 : 1)
 			busy = bus_claimed(bus, p);
 		if (busy)
 			continue;
@@ -355,22 +359,20 @@ bool pci_bus_windows(struct pci_bus *root, unsigned bus,
 	if (bus >= PCI_MAX_BUSES || !root->res[bus].used)
 		return false;
 	if (pci_buses(root, all, 2) == 1) {
-		*w = (struct pci_bus_windows){ root->io.base, root->io.end,
-					       root->mem32.base,
-					       root->mem32.end,
-					       root->mem64.base,
-					       root->mem64.end };
+		*w = (struct pci_bus_windows){
+			root->io.base,	 root->io.end,	   root->mem32.base,
+			root->mem32.end, root->mem64.base, root->mem64.end};
 		return true;
 	}
 	r = &root->res[bus];
-	*w = (struct pci_bus_windows){ r->io_lo, r->io_hi, r->m32_lo,
-				       r->m32_hi, r->m64_lo, r->m64_hi };
+	*w = (struct pci_bus_windows){r->io_lo,	 r->io_hi,  r->m32_lo,
+				      r->m32_hi, r->m64_lo, r->m64_hi};
 	return true;
 }
 
 int pci_assign_bars(struct pci_bus *root)
 {
-	struct collect_ctx c = { 0 };
+	struct collect_ctx c = {0};
 	unsigned i, b, cur = PCI_MAX_BUSES;
 	int rc = 0;
 
@@ -416,7 +418,8 @@ int pci_assign_bars(struct pci_bus *root)
 		rc = window_take(w, bus, bar->size, &addr);
 		if (rc) {
 			log_err("%s: no room for BAR %u (%llu bytes) in the "
-				"PCI %s window", pd->name, bar->idx,
+				"PCI %s window",
+				pd->name, bar->idx,
 				(unsigned long long)bar->size,
 				bar->type == PCIBAR_IO ? "I/O" : "memory");
 			break;

@@ -74,8 +74,9 @@ static void intx_update(struct pci_dev *pd, bool want)
 	if (!pd->intx_gsi)
 		return;
 	line = want && !(pci_get16(pd, PCIR_COMMAND) & PCIM_CMD_INTxDIS);
-	pci_set16(pd, PCIR_STATUS, want ? st | PCIM_STATUS_INTxSTATE
-					: st & ~PCIM_STATUS_INTxSTATE);
+	pci_set16(pd, PCIR_STATUS,
+		  want ? st | PCIM_STATUS_INTxSTATE
+		       : st & ~PCIM_STATUS_INTxSTATE);
 	if (line != pd->intx_asserted) {
 		pd->intx_asserted = line;
 		intx_set(pd, line);
@@ -126,8 +127,8 @@ static void route_one(void *arg, struct pci_dev *pd)
 unsigned pci_intx_routes(struct pci_bus *root, unsigned bus, uint8_t *slot,
 			 uint8_t *pin, uint8_t *gsi, unsigned max)
 {
-	struct route_ctx r = { .bus = bus, .slot = slot, .pin = pin,
-			       .gsi = gsi, .max = max };
+	struct route_ctx r = {
+		.bus = bus, .slot = slot, .pin = pin, .gsi = gsi, .max = max};
 
 	pci_foreach(root, route_one, &r);
 	return r.n;
@@ -137,7 +138,7 @@ unsigned pci_intx_routes(struct pci_bus *root, unsigned bus, uint8_t *slot,
 
 int pci_msi_init(struct pci_dev *pd, unsigned nvec)
 {
-	uint8_t cap[16] = { PCIY_MSI, 0 };
+	uint8_t cap[16] = {PCIY_MSI, 0};
 	unsigned mmc = 0, off;
 	int rc;
 
@@ -151,7 +152,7 @@ int pci_msi_init(struct pci_dev *pd, unsigned nvec)
 		return rc;
 	pd->msi.cap = off;
 	pd->msi.nvec = nvec;
-	pd->wmask[off + 2] = 0x71;            /* enable, MME */
+	pd->wmask[off + 2] = 0x71;	       /* enable, MME */
 	memset(pd->wmask + off + 4, 0xff, 10); /* address, data */
 	pd->wmask[off + 4] = 0xfc;
 	return 0;
@@ -167,8 +168,8 @@ static int msi_send(struct pci_dev *pd, unsigned vec)
 {
 	unsigned c = pd->msi.cap;
 	unsigned mme = (pci_get16(pd, c + 2) >> 4) & 7;
-	uint64_t addr = pci_get32(pd, c + 4) |
-			(uint64_t)pci_get32(pd, c + 8) << 32;
+	uint64_t addr = pci_get32(pd, c + 4) | (uint64_t)pci_get32(pd, c + 8)
+						       << 32;
 	uint32_t data = pci_get16(pd, c + 12);
 
 	if (vec >= (1u << mme))
@@ -182,7 +183,7 @@ static int msi_send(struct pci_dev *pd, unsigned vec)
 int pci_msix_init(struct pci_dev *pd, unsigned nvec, unsigned bar,
 		  uint64_t table_off, uint64_t pba_off)
 {
-	uint8_t cap[12] = { PCIY_MSIX, 0 };
+	uint8_t cap[12] = {PCIY_MSIX, 0};
 	uint64_t tlen = (uint64_t)nvec * MSIX_ENTRY_SIZE;
 	uint64_t plen = ((nvec + 63) / 64) * 8;
 	unsigned i, off;
@@ -200,8 +201,8 @@ int pci_msix_init(struct pci_dev *pd, unsigned nvec, unsigned bar,
 	if (!pd->msix.vec)
 		return -ENOMEM;
 	for (i = 0; i < nvec; i++)
-		pd->msix.vec[i] = (struct pci_msix_vec){ .ctrl = 1, .efd = -1,
-							 .handle = -1 };
+		pd->msix.vec[i] = (struct pci_msix_vec){
+			.ctrl = 1, .efd = -1, .handle = -1};
 	cap[2] = (uint8_t)(nvec - 1);
 	cap[3] = (uint8_t)((nvec - 1) >> 8);
 	cap[4] = (uint8_t)(table_off | bar);
@@ -219,10 +220,12 @@ int pci_msix_init(struct pci_dev *pd, unsigned nvec, unsigned bar,
 		return rc;
 	}
 	pd->wmask[off + 3] = 0xc0; /* enable, function mask */
-	pd->msix = (struct pci_msix){ .nvec = nvec, .cap = off, .bar = bar,
-				      .table_off = table_off,
-				      .pba_off = pba_off,
-				      .vec = pd->msix.vec };
+	pd->msix = (struct pci_msix){.nvec = nvec,
+				     .cap = off,
+				     .bar = bar,
+				     .table_off = table_off,
+				     .pba_off = pba_off,
+				     .vec = pd->msix.vec};
 	return 0;
 }
 
@@ -284,16 +287,17 @@ static void table_access(struct pci_dev *pd, uint64_t off, unsigned size,
 {
 	struct pci_msix_vec *v = &pd->msix.vec[off / MSIX_ENTRY_SIZE];
 	unsigned field = (unsigned)(off % MSIX_ENTRY_SIZE);
-	uint32_t *f32[4] = { NULL, NULL, &v->data, &v->ctrl };
+	uint32_t *f32[4] = {NULL, NULL, &v->data, &v->ctrl};
 	uint32_t lo = (uint32_t)v->addr, hi = (uint32_t)(v->addr >> 32);
 	bool route_changed = false;
 
 	f32[0] = &lo;
 	f32[1] = &hi;
 	if ((size != 4 && size != 8) || (field & (size - 1))) {
-		log_ratelimited(5000, "%s: MSI-X table access of %u bytes at "
-				"0x%llx ignored", pd->name, size,
-				(unsigned long long)off);
+		log_ratelimited(5000,
+				"%s: MSI-X table access of %u bytes at "
+				"0x%llx ignored",
+				pd->name, size, (unsigned long long)off);
 		return;
 	}
 	if (!write) {

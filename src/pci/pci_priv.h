@@ -22,8 +22,8 @@ struct pci_bus_res {
 
 struct pci_bus {
 	struct devctx *ctx;
-	pthread_mutex_t lock;      /* config space, BAR mapping */
-	uint32_t cf8;              /* the address latch */
+	pthread_mutex_t lock; /* config space, BAR mapping */
+	uint32_t cf8;	      /* the address latch */
 	/* Sparse: one table of functions per bus that has any. */
 	struct pci_dev **fn[PCI_MAX_BUSES];
 	struct pci_window io, mem32, mem64;

@@ -30,14 +30,14 @@ struct vcpu {
 	struct hv_vcpu *hv;
 	pthread_t thread;
 	bool started;
-	unsigned req;          /* atomic REQ_* */
-	bool halted;           /* atomic: halted with interrupts off */
-	struct vcpu_stats st;  /* atomic counters */
+	unsigned req;	      /* atomic REQ_* */
+	bool halted;	      /* atomic: halted with interrupts off */
+	struct vcpu_stats st; /* atomic counters */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct hv_regs regs;   /* mailbox for REQ_REGS */
+	struct hv_regs regs; /* mailbox for REQ_REGS */
 	int regs_rc;
-	unsigned regs_gen;     /* bumped when the mailbox is filled */
+	unsigned regs_gen; /* bumped when the mailbox is filled */
 	cpu_set_t cpuset;
 	bool pinned;
 };
@@ -123,9 +123,10 @@ static bool exit_mmio(struct vcpu *v, struct hv_exit *ex)
 	int rc;
 
 	if (size == 0 || size > 8) {
-		log_ratelimited(5000, "vcpu%u: MMIO access of %u bytes at "
-				"0x%llx ignored", v->id, size,
-				(unsigned long long)ex->mmio.gpa);
+		log_ratelimited(5000,
+				"vcpu%u: MMIO access of %u bytes at "
+				"0x%llx ignored",
+				v->id, size, (unsigned long long)ex->mmio.gpa);
 		return true;
 	}
 	val = ex->mmio.write ? load_le(ex->mmio.data, size) : 0;
@@ -191,14 +192,10 @@ static bool exit_fail(struct vcpu *v, struct hv_exit *ex)
 }
 
 static const exit_fn exit_handlers[HV_EXIT_NR] = {
-	[HV_EXIT_IO] = exit_io,
-	[HV_EXIT_MMIO] = exit_mmio,
-	[HV_EXIT_HLT] = exit_hlt,
-	[HV_EXIT_SHUTDOWN] = exit_shutdown,
-	[HV_EXIT_RESET] = exit_reset,
-	[HV_EXIT_POWEROFF] = exit_poweroff,
-	[HV_EXIT_INTR] = exit_intr,
-	[HV_EXIT_FAIL] = exit_fail,
+	[HV_EXIT_IO] = exit_io,	      [HV_EXIT_MMIO] = exit_mmio,
+	[HV_EXIT_HLT] = exit_hlt,     [HV_EXIT_SHUTDOWN] = exit_shutdown,
+	[HV_EXIT_RESET] = exit_reset, [HV_EXIT_POWEROFF] = exit_poweroff,
+	[HV_EXIT_INTR] = exit_intr,   [HV_EXIT_FAIL] = exit_fail,
 	[HV_EXIT_OTHER] = exit_fail,
 };
 
@@ -211,8 +208,7 @@ static void service_halt_poll(struct vcpu *v)
 	if (hv_vcpu_get_mp_state(v->hv, &st) == 0) {
 		if (st == HV_MP_WAIT_SIPI)
 			halted = true; /* never started: counts as halted */
-		else if (st == HV_MP_HALTED &&
-			 hv_vcpu_get_regs(v->hv, &r) == 0)
+		else if (st == HV_MP_HALTED && hv_vcpu_get_regs(v->hv, &r) == 0)
 			halted = !(r.rflags & 0x200);
 	}
 	__atomic_store_n(&v->halted, halted, __ATOMIC_RELEASE);

@@ -28,7 +28,7 @@ struct vcpu_stats {
 	uint64_t exits[HV_EXIT_NR];
 	uint64_t pio_unclaimed;
 	uint64_t mmio_unclaimed;
-	uint64_t string_io;   /* rep ins/outs exits */
+	uint64_t string_io; /* rep ins/outs exits */
 };
 
 /* Create vCPU 'id' of 'vm' (not started).  0 or -errno. */

@@ -90,14 +90,13 @@ void virtio_pci_config_changed(struct virtio_dev *vd)
 
 void virtio_pci_needs_reset(struct virtio_dev *vd, const char *why)
 {
-	uint8_t old = __atomic_fetch_or(&vd->status,
-					VIRTIO_STATUS_DEVICE_NEEDS_RESET,
-					__ATOMIC_SEQ_CST);
+	uint8_t old =
+		__atomic_fetch_or(&vd->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET,
+				  __ATOMIC_SEQ_CST);
 
 	if (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return;
-	log_ratelimited(10000, "%s: %s; device needs reset", vd->pd->name,
-			why);
+	log_ratelimited(10000, "%s: %s; device needs reset", vd->pd->name, why);
 	virtio_pci_config_changed(vd);
 }
 
@@ -134,9 +133,8 @@ static void do_reset(struct virtio_dev *vd)
  * not in guest RAM. */
 static bool queue_enable(struct virtio_dev *vd, struct virtio_queue *q)
 {
-	int rc = vq_enable(&q->vq, vd->pd->ctx->mem, q->size, q->desc,
-			   q->avail, q->used,
-			   virtio_has_feature(vd, VIRTIO_F_EVENT_IDX),
+	int rc = vq_enable(&q->vq, vd->pd->ctx->mem, q->size, q->desc, q->avail,
+			   q->used, virtio_has_feature(vd, VIRTIO_F_EVENT_IDX),
 			   virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC));
 
 	q->enabled = rc == 0;
@@ -259,8 +257,7 @@ static void legacy_read(struct virtio_dev *vd, uint64_t off, unsigned size,
 		*val = (uint32_t)vd->guest_features;
 		break;
 	case VIRTIO_PCI_LEGACY_QUEUE_PFN:
-		*val = q && q->enabled ? q->desc >> VIRTIO_LEGACY_PFN_SHIFT
-				       : 0;
+		*val = q && q->enabled ? q->desc >> VIRTIO_LEGACY_PFN_SHIFT : 0;
 		break;
 	case VIRTIO_PCI_LEGACY_QUEUE_NUM:
 		*val = q ? vd->ops->queue_size : 0;
@@ -565,9 +562,10 @@ void virtio_pci_barmap(struct pci_dev *pd, unsigned idx, bool mapped,
 		if (fd < 0)
 			continue;
 		if (idx == BAR_LEGACY)
-			(void)ctx->ioeventfd(ctx->opaque, fd,
-					     addr + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY,
-					     2, true, true, q, !mapped);
+			(void)ctx->ioeventfd(
+				ctx->opaque, fd,
+				addr + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY, 2, true,
+				true, q, !mapped);
 		else
 			(void)ctx->ioeventfd(ctx->opaque, fd,
 					     addr + MODERN_NOTIFY +
@@ -613,8 +611,8 @@ int virtio_pci_cfgread(struct pci_dev *pd, unsigned off, unsigned size,
 
 	if (!pcicfg_window(pd, off, size, &bar, &boff, &len))
 		return -ENOENT;
-	if ((len == 1 || len == 2 || len == 4) && (bar == BAR_MODERN ||
-						   bar == BAR_LEGACY))
+	if ((len == 1 || len == 2 || len == 4) &&
+	    (bar == BAR_MODERN || bar == BAR_LEGACY))
 		virtio_pci_barread(pd, bar, boff, len, &v);
 	*val = (uint32_t)v;
 	return 0;
@@ -628,8 +626,8 @@ int virtio_pci_cfgwrite(struct pci_dev *pd, unsigned off, unsigned size,
 
 	if (!pcicfg_window(pd, off, size, &bar, &boff, &len))
 		return -ENOENT;
-	if ((len == 1 || len == 2 || len == 4) && (bar == BAR_MODERN ||
-						   bar == BAR_LEGACY))
+	if ((len == 1 || len == 2 || len == 4) &&
+	    (bar == BAR_MODERN || bar == BAR_LEGACY))
 		virtio_pci_barwrite(pd, bar, boff, len, val);
 	return 0;
 }
@@ -649,11 +647,11 @@ static void on_kick(void *arg, uint32_t events)
 	queue_kick(vd, (uint64_t)(q - vd->queues));
 }
 
-static int add_vcap(struct pci_dev *pd, uint8_t type, uint8_t bar,
-		    uint32_t off, uint32_t len, unsigned extra_len,
-		    uint32_t extra, unsigned *at)
+static int add_vcap(struct pci_dev *pd, uint8_t type, uint8_t bar, uint32_t off,
+		    uint32_t len, unsigned extra_len, uint32_t extra,
+		    unsigned *at)
 {
-	uint8_t cap[24] = { VIRTIO_PCI_CAP_VNDR, 0 };
+	uint8_t cap[24] = {VIRTIO_PCI_CAP_VNDR, 0};
 	unsigned n = VIRTIO_PCI_CAP_LEN + extra_len;
 
 	cap[VIRTIO_PCI_CAP_OFF_LEN] = (uint8_t)n;
@@ -696,8 +694,8 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_dev *pd,
 	unsigned i, iosize = 32;
 	int rc;
 
-	if (ops->nqueues == 0 || ops->nqueues * NOTIFY_MULT >
-					 MODERN_SIZE - MODERN_NOTIFY ||
+	if (ops->nqueues == 0 ||
+	    ops->nqueues * NOTIFY_MULT > MODERN_SIZE - MODERN_NOTIFY ||
 	    ops->cfg_size > MODERN_NOTIFY - MODERN_DEVICE ||
 	    ops->queue_size == 0 || ops->queue_size > VIRTQ_MAX_SIZE)
 		return -EINVAL;

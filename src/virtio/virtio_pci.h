@@ -41,14 +41,14 @@ struct virtio_dev;
 struct event;
 
 struct virtio_dev_ops {
-	const char *name;          /* "virtio-blk" */
-	uint16_t device_type;      /* VIRTIO_ID_* */
-	uint16_t legacy_pci_id;    /* VIRTIO_PCI_LEGACY_* */
+	const char *name;	/* "virtio-blk" */
+	uint16_t device_type;	/* VIRTIO_ID_* */
+	uint16_t legacy_pci_id; /* VIRTIO_PCI_LEGACY_* */
 	uint8_t pci_class, pci_subclass;
 	unsigned nqueues;
-	uint16_t queue_size;       /* maximum (and legacy fixed) size */
-	uint64_t features;         /* device-specific + VIRTIO_F_* offered */
-	unsigned cfg_size;         /* bytes of device config space */
+	uint16_t queue_size; /* maximum (and legacy fixed) size */
+	uint64_t features;   /* device-specific + VIRTIO_F_* offered */
+	unsigned cfg_size;   /* bytes of device config space */
 	/* Guest kicked queue 'q' (enabled).  Event or vCPU thread. */
 	void (*queue_notify)(struct virtio_dev *vd, unsigned q);
 	/* Device reset (status 0 written, or NEEDS_RESET cleared): stop
@@ -67,7 +67,7 @@ struct virtio_queue {
 	uint16_t msix_vector;
 	bool enabled;
 	uint64_t desc, avail, used;
-	int kick_fd;               /* ioeventfd, -1 without */
+	int kick_fd; /* ioeventfd, -1 without */
 	struct event *kick_ev;
 };
 
@@ -75,21 +75,21 @@ struct virtio_dev {
 	struct pci_dev *pd;
 	const struct virtio_dev_ops *ops;
 	pthread_mutex_t lock;
-	uint8_t *cfg;              /* device config bytes (cfg_size), device
-				      owned; read by the driver through BARs */
+	uint8_t *cfg; /* device config bytes (cfg_size), device
+			 owned; read by the driver through BARs */
 	uint64_t host_features;
 	uint64_t guest_features;
 	uint32_t dfselect, gfselect;
 	uint8_t status;
-	uint8_t isr;               /* atomic */
+	uint8_t isr; /* atomic */
 	uint8_t cfg_generation;
 	uint16_t queue_sel;
 	uint16_t msix_config;
-	bool modern;               /* the driver used the modern interface */
-	bool use_msix;             /* virtio_msix (not -W) */
+	bool modern;   /* the driver used the modern interface */
+	bool use_msix; /* virtio_msix (not -W) */
 	struct virtio_queue *queues;
-	uint64_t notify_base;      /* mapped address of the notify region */
-	uint16_t legacy_io;        /* mapped I/O BAR base (0 = unmapped) */
+	uint64_t notify_base; /* mapped address of the notify region */
+	uint16_t legacy_io;   /* mapped I/O BAR base (0 = unmapped) */
 };
 
 /*

@@ -61,8 +61,8 @@ static void rnd_notify(struct virtio_dev *vd, unsigned qi)
 		if (rc == 0)
 			break;
 		if (rc < 0) {
-			virtio_pci_needs_reset(vd, q->err ? q->err
-							  : "bad chain");
+			virtio_pci_needs_reset(vd,
+					       q->err ? q->err : "bad chain");
 			break;
 		}
 		if (fill(&r->chain)) {
@@ -135,11 +135,10 @@ static void rnd_fini(struct pci_dev *pd)
 	pd->softc = NULL;
 }
 
-static const struct pci_devops rnd_pci =
-	VIRTIO_PCI_DEVOPS(rnd_init, rnd_fini);
+static const struct pci_devops rnd_pci = VIRTIO_PCI_DEVOPS(rnd_init, rnd_fini);
 
 static const struct cfg_key rnd_keys[] = {
-	{ NULL, CFG_STRING, NULL, NULL, 0, 0, 0 },
+	{NULL, CFG_STRING, NULL, NULL, 0, 0, 0},
 };
 
 static int rnd_legacy(struct cfg_node *node, const char *opts)

@@ -79,29 +79,33 @@ static uint64_t ecam_read(struct env *e, unsigned b, unsigned s, unsigned f,
 int main(void)
 {
 	static const char *const good[] = {
-		"pci.0.0.0.device", "hostbridge",
-		"pci.0.31.0.device", "lpc",
-		"pci.0.3.0.device", "hostbridge",
-		"pci.0.3.2.device", "hostbridge",
-		"pci.0.3.2.pcireg.vendor", "0x1022",
-		"pci.0.3.2.pcireg.device", "7432",
-		"pci.0.3.2.pcireg.revid", "5",
-		"pci.2.0.0.device", "hostbridge",
+		"pci.0.0.0.device",
+		"hostbridge",
+		"pci.0.31.0.device",
+		"lpc",
+		"pci.0.3.0.device",
+		"hostbridge",
+		"pci.0.3.2.device",
+		"hostbridge",
+		"pci.0.3.2.pcireg.vendor",
+		"0x1022",
+		"pci.0.3.2.pcireg.device",
+		"7432",
+		"pci.0.3.2.pcireg.revid",
+		"5",
+		"pci.2.0.0.device",
+		"hostbridge",
 		NULL,
 	};
-	static const char *const unknown[] = { "pci.0.3.0.device", "nope",
-					       NULL };
-	static const char *const lpc_bus1[] = { "pci.1.1.0.device", "lpc",
-						NULL };
-	static const char *const two_lpc[] = { "pci.0.1.0.device", "lpc",
-					       "pci.0.2.0.device", "lpc",
-					       NULL };
-	static const char *const bad_reg[] = {
-		"pci.0.1.0.device", "hostbridge",
-		"pci.0.1.0.pcireg.vendor", "0x12345", NULL
-	};
-	static const char *const bad_node[] = { "pci.0.x.0.device",
-						"hostbridge", NULL };
+	static const char *const unknown[] = {"pci.0.3.0.device", "nope", NULL};
+	static const char *const lpc_bus1[] = {"pci.1.1.0.device", "lpc", NULL};
+	static const char *const two_lpc[] = {"pci.0.1.0.device", "lpc",
+					      "pci.0.2.0.device", "lpc", NULL};
+	static const char *const bad_reg[] = {"pci.0.1.0.device", "hostbridge",
+					      "pci.0.1.0.pcireg.vendor",
+					      "0x12345", NULL};
+	static const char *const bad_node[] = {"pci.0.x.0.device", "hostbridge",
+					       NULL};
 	struct env e;
 	uint64_t v;
 
@@ -128,7 +132,8 @@ int main(void)
 	is_int(cf8_read(&e, 0, 5, 0, 0, 2), 0xffff, "absent slot, word read");
 	is_int(cf8_read(&e, 2, 0, 0, 0, 4), 0x12751275, "device on bus 2");
 	is_int(ecam_read(&e, 0, 31, 0, 0, 4), 0x70008086, "lpc via ECAM");
-	is_int(ecam_read(&e, 0, 3, 2, 0, 8), 0x0000000074321022ULL |
+	is_int(ecam_read(&e, 0, 3, 2, 0, 8),
+	       0x0000000074321022ULL |
 		       ((uint64_t)cf8_read(&e, 0, 3, 2, 4, 4) << 32),
 	       "64-bit ECAM read is two dwords");
 	is_int(ecam_read(&e, 7, 0, 0, 0, 4), 0xffffffff,

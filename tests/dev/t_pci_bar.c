@@ -105,8 +105,8 @@ static const struct pci_devops tb_ops = {
 	.barwrite = tb_barwrite,
 	.barmap = tb_barmap,
 };
-static const struct cfg_key tb_keys[] = { { NULL, CFG_STRING, NULL, NULL,
-					    0, 0, 0 } };
+static const struct cfg_key tb_keys[] = {
+	{NULL, CFG_STRING, NULL, NULL, 0, 0, 0}};
 static const struct devmodel tb_model = {
 	.name = "t-bars",
 	.kind = DEVMODEL_PCI,
@@ -146,7 +146,7 @@ int main(void)
 	plan_no_plan();
 	bus_new(&ctx.pio, "pio");
 	bus_new(&ctx.mmio, "mmio");
-	ctx.irq = (struct irq_sink){ .set_irq = sink_set, .msi = sink_msi };
+	ctx.irq = (struct irq_sink){.set_irq = sink_set, .msi = sink_msi};
 	ctx.root = cfg;
 	cfg_set(cfg, "pci.0.4.0.device", "t-bars");
 	cfg_set(cfg, "pci.0.4.1.device", "t-bars");
@@ -325,7 +325,8 @@ int main(void)
 		   "bus 2's windows follow bus 0's without overlap");
 		a = pci_find(root, 0, 4, 0);
 		b = pci_find(root, 2, 1, 0);
-		ok(a->bar[0].addr >= w0.io_base && a->bar[0].addr <= w0.io_end &&
+		ok(a->bar[0].addr >= w0.io_base &&
+			   a->bar[0].addr <= w0.io_end &&
 			   b->bar[0].addr >= w2.io_base &&
 			   b->bar[0].addr <= w2.io_end,
 		   "I/O BARs inside their bus's window");

@@ -24,9 +24,9 @@ static void test_modern(struct vdrv_machine *m)
 {
 	struct vdrv d;
 	uint64_t f, buf = vdrv_alloc(m, 4096, 4096);
-	uint64_t gpa[1] = { buf };
-	uint32_t len[1] = { 256 }, id, ulen;
-	bool wr[1] = { true };
+	uint64_t gpa[1] = {buf};
+	uint32_t len[1] = {256}, id, ulen;
+	bool wr[1] = {true};
 	unsigned c, types = 0;
 
 	is_int(vdrv_probe(&d, m, 3, false, true), 0, "modern: probe");
@@ -48,8 +48,8 @@ static void test_modern(struct vdrv_machine *m)
 	f = vdrv_negotiate(&d, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
 				       VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
 				       VIRTIO_BIT(63));
-	is_int(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
-			  VIRTIO_BIT(VIRTIO_F_EVENT_IDX),
+	is_int(f,
+	       VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX),
 	       "offered features intersected");
 	ok(vdrv_get_status(&d) & VIRTIO_STATUS_FEATURES_OK,
 	   "FEATURES_OK accepted");
@@ -93,10 +93,8 @@ static void test_modern(struct vdrv_machine *m)
 	is_int(vdrv_used(&d, 0, &id, &ulen), 1, "works again after reset");
 
 	/* a descriptor loop */
-	vdrv_desc(&d, 0, 5, buf, 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
-		  6);
-	vdrv_desc(&d, 0, 6, buf, 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
-		  5);
+	vdrv_desc(&d, 0, 5, buf, 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 6);
+	vdrv_desc(&d, 0, 6, buf, 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 5);
 	vdrv_publish(&d, 0, 5, true);
 	ok(vdrv_get_status(&d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET,
 	   "descriptor loop: DEVICE_NEEDS_RESET");
@@ -123,9 +121,9 @@ static void test_legacy(struct vdrv_machine *m)
 {
 	struct vdrv d;
 	uint64_t buf = vdrv_alloc(m, 4096, 4096);
-	uint64_t gpa[2] = { buf, buf + 100 };
-	uint32_t len[2] = { 100, 28 }, id, ulen;
-	bool wr[2] = { true, true };
+	uint64_t gpa[2] = {buf, buf + 100};
+	uint32_t len[2] = {100, 28}, id, ulen;
+	bool wr[2] = {true, true};
 	struct pci_dev *pd;
 	unsigned gsi;
 
@@ -165,9 +163,9 @@ static void test_pcicfg(struct vdrv_machine *m)
 		    vdrv_cfg(&d, c + 3, 1) == VIRTIO_PCI_CAP_PCI_CFG)
 			break;
 	ok(c != 0, "PCI-cfg access capability present");
-	vdrv_cfgw(&d, c + 4, 1, 4);                        /* BAR 4 */
-	vdrv_cfgw(&d, c + 8, 4, VIRTIO_PCI_COMMON_NUMQ);   /* offset */
-	vdrv_cfgw(&d, c + 12, 4, 2);                       /* length */
+	vdrv_cfgw(&d, c + 4, 1, 4);			 /* BAR 4 */
+	vdrv_cfgw(&d, c + 8, 4, VIRTIO_PCI_COMMON_NUMQ); /* offset */
+	vdrv_cfgw(&d, c + 12, 4, 2);			 /* length */
 	is_int(vdrv_cfg(&d, c + 16, 4) & 0xffff, 1,
 	       "num_queues read through the config window");
 	vdrv_cfgw(&d, c + 8, 4, VIRTIO_PCI_COMMON_STATUS);
@@ -184,9 +182,8 @@ static void test_pcicfg(struct vdrv_machine *m)
 int main(void)
 {
 	static const char *const kv[] = {
-		"pci.0.3.0.device", "virtio-rnd",
-		"pci.0.4.0.device", "virtio-rnd",
-		NULL,
+		"pci.0.3.0.device", "virtio-rnd", "pci.0.4.0.device",
+		"virtio-rnd",	    NULL,
 	};
 	static const char *const kv_msi[] = {
 		"pci.0.3.0.device", "virtio-rnd", "virtio_msix", "false", NULL,

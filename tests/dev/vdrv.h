@@ -47,8 +47,8 @@ struct vdrv {
 	struct vdrv_machine *m;
 	unsigned slot;
 	bool legacy;
-	uint64_t bar4;    /* modern BAR */
-	uint64_t io;      /* legacy I/O BAR */
+	uint64_t bar4; /* modern BAR */
+	uint64_t io;   /* legacy I/O BAR */
 	unsigned notify_mult;
 	uint64_t msix_table;
 	struct vdrv_q q[VDRV_MAXQ];
@@ -99,8 +99,8 @@ static inline int vdrv_machine_new(struct vdrv_machine *m,
 	bus_new(&m->ctx.mmio, "mmio");
 	m->ctx.mem = &m->mem;
 	m->ctx.root = m->cfg;
-	m->ctx.irq = (struct irq_sink){ .set_irq = vdrv_set_irq_,
-					.msi = vdrv_msi_, .opaque = m };
+	m->ctx.irq = (struct irq_sink){
+		.set_irq = vdrv_set_irq_, .msi = vdrv_msi_, .opaque = m};
 	m->ctx.exit = vdrv_exit_;
 	m->ctx.opaque = m;
 	m->brk = 0x100000;
@@ -161,8 +161,8 @@ static inline void vdrv_cfgw(struct vdrv *d, unsigned off, unsigned size,
 }
 
 /* Modern common-config register access. */
-static inline uint64_t vdrv_common(struct vdrv *d, unsigned off,
-				   unsigned size, bool write, uint64_t v)
+static inline uint64_t vdrv_common(struct vdrv *d, unsigned off, unsigned size,
+				   bool write, uint64_t v)
 {
 	return vdrv_mmio(d->m, d->bar4 + off, size, write, v);
 }
@@ -178,9 +178,8 @@ static inline void vdrv_status(struct vdrv *d, uint8_t st)
 static inline uint8_t vdrv_get_status(struct vdrv *d)
 {
 	if (d->legacy)
-		return (uint8_t)vdrv_pio(d->m,
-					 d->io + VIRTIO_PCI_LEGACY_STATUS, 1,
-					 false, 0);
+		return (uint8_t)vdrv_pio(d->m, d->io + VIRTIO_PCI_LEGACY_STATUS,
+					 1, false, 0);
 	return (uint8_t)vdrv_common(d, VIRTIO_PCI_COMMON_STATUS, 1, false, 0);
 }
 
@@ -258,10 +257,10 @@ static inline void vdrv_queue(struct vdrv *d, unsigned qi, uint16_t size,
 	if (d->legacy) {
 		uint64_t base;
 
-		vdrv_pio(d->m, d->io + VIRTIO_PCI_LEGACY_QUEUE_SEL, 2, true, qi);
-		size = (uint16_t)vdrv_pio(d->m,
-					  d->io + VIRTIO_PCI_LEGACY_QUEUE_NUM,
-					  2, false, 0);
+		vdrv_pio(d->m, d->io + VIRTIO_PCI_LEGACY_QUEUE_SEL, 2, true,
+			 qi);
+		size = (uint16_t)vdrv_pio(
+			d->m, d->io + VIRTIO_PCI_LEGACY_QUEUE_NUM, 2, false, 0);
 		base = vdrv_alloc(d->m, 3 * 4096 + 18 * (uint64_t)size, 4096);
 		q->size = size;
 		q->desc = base;
@@ -292,8 +291,7 @@ static inline void vdrv_queue(struct vdrv *d, unsigned qi, uint16_t size,
 
 static inline void vdrv_driver_ok(struct vdrv *d)
 {
-	vdrv_status(d, (uint8_t)(vdrv_get_status(d) |
-				 VIRTIO_STATUS_DRIVER_OK));
+	vdrv_status(d, (uint8_t)(vdrv_get_status(d) | VIRTIO_STATUS_DRIVER_OK));
 }
 
 /* Write descriptor 'i' of queue 'qi'. */
@@ -326,8 +324,8 @@ static inline void vdrv_publish(struct vdrv *d, unsigned qi, uint16_t head,
 		vdrv_pio(d->m, d->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY, 2, true,
 			 qi);
 	else
-		vdrv_mmio(d->m, d->bar4 + 0x3000 + qi * d->notify_mult, 2,
-			  true, qi);
+		vdrv_mmio(d->m, d->bar4 + 0x3000 + qi * d->notify_mult, 2, true,
+			  qi);
 }
 
 /*
@@ -346,7 +344,8 @@ static inline uint16_t vdrv_post(struct vdrv *d, unsigned qi, unsigned n,
 		uint16_t next = (uint16_t)((head + i + 1) % q->size);
 
 		vdrv_desc(d, qi, idx, gpa[i], len[i],
-			  (uint16_t)(((unsigned)i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
+			  (uint16_t)(((unsigned)i + 1 < n ? VIRTQ_DESC_F_NEXT
+							  : 0) |
 				     (wr[i] ? VIRTQ_DESC_F_WRITE : 0)),
 			  next);
 	}

@@ -54,7 +54,7 @@ static int move_io(void *opaque, uint64_t off, unsigned size, bool write,
 int main(void)
 {
 	struct bus *bus;
-	struct rec a = { 0 }, b = { 0 };
+	struct rec a = {0}, b = {0};
 	struct bus_stats st;
 	uint64_t v;
 
@@ -94,13 +94,11 @@ int main(void)
 	bus_get_stats(bus, &st);
 	is_int(st.unclaimed, 3, "three unclaimed accesses counted");
 	is_int(st.last_unclaimed, 0x9999, "last unclaimed address kept");
-	ok(bus_claimed(bus, 0x105) && !bus_claimed(bus, 0x150),
-	   "bus_claimed");
+	ok(bus_claimed(bus, 0x105) && !bus_claimed(bus, 0x150), "bus_claimed");
 
 	is_int(bus_unregister(bus, 0x100), 0, "unregister a");
 	is_int(bus_unregister(bus, 0x100), -ENOENT, "unregister twice");
-	is_int(bus_dispatch(bus, 0x100, 1, false, &v), -ENOENT,
-	       "a is gone");
+	is_int(bus_dispatch(bus, 0x100, 1, false, &v), -ENOENT, "a is gone");
 	is_int(bus_register(bus, 0x100, 0x10, rec_io, &a, "a2"), 0,
 	       "range can be claimed again");
 
