@@ -86,8 +86,10 @@ static const struct cfg_key keys_x86[] = {
 	K_BOOL("x86.strictmsr", "true",
 	       "#GP on unemulated MSRs; false = ignore (-w)"),
 	K_BOOL("x86.verbosemsr", "false", "log unemulated MSR accesses"),
-	K_BOOL("x86.vmexit_on_hlt", "false", "exit to khyve on HLT (-H)"),
-	K_BOOL("x86.vmexit_on_pause", "false", "exit to khyve on PAUSE (-P)"),
+	K_BOOL("x86.vmexit_on_hlt", "false",
+	       "HLT yields the host CPU (in-kernel halt) instead of halting natively (-H)"),
+	K_BOOL("x86.vmexit_on_pause", "false",
+	       "PAUSE loops exit to the hypervisor (KVM pause-loop exiting) (-P)"),
 	K_END,
 };
 

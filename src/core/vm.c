@@ -105,6 +105,14 @@ static int read_options(struct vm *vm, struct hv_vm_opts *o)
 	    (rc = cfg_get_bool(cfg, "x86.strictmsr", true, &o->strict_msr)) ||
 	    (rc = cfg_get_bool(cfg, "x86.strictio", false, &vm->strictio)))
 		return rc;
+	if (cfg_get(cfg, "restore")) {
+		log_err("restore: restoring a snapshot (-r) is not supported "
+			"yet");
+		return -ENOTSUP;
+	}
+	if (cfg_get(cfg, "gdb.port") && strcmp(cfg_get(cfg, "gdb.port"), "0"))
+		log_warn("gdb.port: the debug server (-G) is not implemented "
+			 "yet; ignored");
 	if ((rc = cfg_get_bool(cfg, "acpi_tables", true, &b)))
 		return rc;
 	if (!b)
@@ -238,6 +246,21 @@ static int map_memory(struct vm *vm)
 	return 0;
 }
 
+static void find_lpc(void *arg, struct pci_dev *pd);
+
+/* bhyve creates LPC devices only with the bridge; say so when they would
+ * be silently missing. */
+static void warn_orphan_lpc(struct vm *vm)
+{
+	struct cfg_node *lpc = cfg_find(vm->cfg, "lpc");
+	uint8_t slot = 0;
+
+	pci_foreach(vm->pci, find_lpc, &slot);
+	if (!slot && lpc && cfg_first_child(lpc))
+		log_warn("lpc: LPC devices (-l) are configured but there is "
+			 "no LPC bridge (-s 31,lpc); they are not created");
+}
+
 /* The 64-bit PCI window: the first 1 GiB boundary above high RAM. */
 static uint64_t mmio64_base(const struct vm *vm)
 {
@@ -264,6 +287,7 @@ static int create_platform(struct vm *vm)
 			mmio64_base(vm) + PCI_MMIO64_SIZE - 1);
 	if ((rc = pci_create_devices(vm->pci, vm->cfg)))
 		return rc;
+	warn_orphan_lpc(vm);
 	return pci_assign_bars(vm->pci);
 }
 
