@@ -6,8 +6,10 @@
  * threads.  Callbacks run on the loop thread only and must not block.
  *
  * Threads: event_loop_run() on one thread.  event_post() and
- * event_loop_stop() are safe from any thread (they write an eventfd).
- * event_add*()/event_del() are for the loop thread or start-up.
+ * event_loop_stop() are safe from any thread (they write an eventfd), and
+ * so is event_mod_fd() (one epoll_ctl).  event_add*()/event_del() are for
+ * the loop thread or start-up.  The epoll mask may include EPOLLONESHOT
+ * (re-arm with event_mod_fd()).
  */
 #ifndef KHYVE_EVENT_EVENT_H
 #define KHYVE_EVENT_EVENT_H

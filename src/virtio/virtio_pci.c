@@ -102,12 +102,21 @@ void virtio_pci_needs_reset(struct virtio_dev *vd, const char *why)
 
 /* ---- reset, status, features, queues ---- */
 
+/*
+ * Device reset (status 0).  Order matters: first make the device not live
+ * (its threads check virtio_pci_live() and stop), then let it quiesce (the
+ * reset hook waits for work in flight and drops completions), and only
+ * then tear the queue state down, so no device thread can see a queue
+ * half reset.
+ */
 static void do_reset(struct virtio_dev *vd)
 {
 	unsigned i;
 
-	pthread_mutex_lock(&vd->lock);
 	__atomic_store_n(&vd->status, 0, __ATOMIC_SEQ_CST);
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+	pthread_mutex_lock(&vd->lock);
 	vd->guest_features = 0;
 	vd->dfselect = vd->gfselect = 0;
 	vd->queue_sel = 0;
@@ -125,8 +134,6 @@ static void do_reset(struct virtio_dev *vd)
 	pthread_mutex_unlock(&vd->lock);
 	__atomic_store_n(&vd->isr, 0, __ATOMIC_SEQ_CST);
 	pci_intx_deassert(vd->pd);
-	if (vd->ops->reset)
-		vd->ops->reset(vd);
 }
 
 /* vd->lock held.  Returns false (after needs-reset) when the rings are

@@ -25,6 +25,15 @@
  * device's queue_notify or reset hooks run, and devices keep their own
  * locks for ring processing.  Interrupt delivery (virtio_pci_notify_queue)
  * is callable from any thread.
+ *
+ * Reset contract: on a reset the transport first clears the status (so
+ * virtio_pci_live() turns false), then calls the device's reset hook,
+ * which must return only when no device thread touches a queue any more
+ * (take the lock your ring code holds; wait for I/O in flight and drop its
+ * completions), and only then resets the queues.  Ring code must check
+ * virtio_pci_live() under that same lock.  A device may also hold vd->lock
+ * around ring access, but must then not call virtio_pci_config_changed()
+ * or virtio_pci_needs_reset() with it held (they take it).
  */
 #ifndef KHYVE_VIRTIO_VIRTIO_PCI_H
 #define KHYVE_VIRTIO_VIRTIO_PCI_H
