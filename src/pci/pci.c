@@ -357,8 +357,11 @@ static int create_one(struct pci_bus *root, struct cfg_node *node, unsigned b,
 	default_wmask(pd);
 	*slot = pd;
 	rc = m->pci->init(pd, node);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = apply_pcireg(pd);
+		if (rc && m->pci->fini)
+			m->pci->fini(pd); /* init succeeded: undo it */
+	}
 	if (rc) {
 		*slot = NULL;
 		pci_irq_free(pd);
