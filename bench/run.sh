@@ -97,3 +97,6 @@ km=$(rate "khyve mmio (ring 3)" mmio-loop kcmd)
 bm=$(rate "bare  mmio (ring 3)" mmio-loop bcmd)
 echo "pio:  bare/khyve time per exit $(ratio "$bp" "$kp") (target <= 1.05)   khyve/qemu rate $(ratio "$kp" "$qp")"
 echo "mmio: bare/khyve time per exit $(ratio "$bm" "$km") (target <= 1.05)"
+
+# (c) virtio-blk throughput vs QEMU and the page cache (bench/blk.sh).
+"$(dirname "$0")/blk.sh" "$B"

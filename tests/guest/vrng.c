@@ -35,8 +35,9 @@ static void check_random(const uint8_t *b)
 			same++;
 	}
 	printf("vrng: first bytes %02x %02x %02x %02x %02x %02x %02x %02x, "
-	       "%u distinct values, %u one-bits of %u\n", b[0], b[1], b[2],
-	       b[3], b[4], b[5], b[6], b[7], distinct, ones, TOTAL * 8);
+	       "%u distinct values, %u one-bits of %u\n",
+	       b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], distinct, ones,
+	       TOTAL * 8);
 	if (same == TOTAL)
 		guest_fail("all %u bytes are 0x%02x", TOTAL, b[0]);
 	if (distinct < 200)
@@ -70,8 +71,8 @@ void guest_main(void)
 		guest_fail("queue set-up: %d", rc);
 	if ((rc = vio_driver_ok(&vd)))
 		guest_fail("DRIVER_OK: status 0x%x", vio_get_status(&vd));
-	printf("vrng: queue 0 has %u entries; reading %u bytes\n",
-	       vd.q[0].size, TOTAL);
+	printf("vrng: queue 0 has %u entries; reading %u bytes\n", vd.q[0].size,
+	       TOTAL);
 	buf = dma_zalloc(TOTAL, 4096);
 	if (!buf)
 		guest_fail("no memory for the buffer");
@@ -83,18 +84,19 @@ void guest_main(void)
 		if (rc)
 			guest_fail("request %u: %d", reqs, rc);
 		if (len > CHUNK)
-			guest_fail("device wrote %u bytes into a %u-byte buffer",
-				   len, CHUNK);
+			guest_fail(
+				"device wrote %u bytes into a %u-byte buffer",
+				len, CHUNK);
 		if (len == 0 && ++reqs > 64)
 			guest_fail("the device keeps returning empty buffers");
 		got += len;
 		reqs++;
 	}
-	printf("vrng: %u bytes in %u requests, %lu notifications\n", got,
-	       reqs, vd.q[0].kicks);
+	printf("vrng: %u bytes in %u requests, %lu notifications\n", got, reqs,
+	       vd.q[0].kicks);
 	check_random(buf);
-	if (vio_get_status(&vd) & (VIRTIO_STATUS_NEEDS_RESET |
-				   VIRTIO_STATUS_FAILED))
+	if (vio_get_status(&vd) &
+	    (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED))
 		guest_fail("device status 0x%x", vio_get_status(&vd));
 	guest_pass();
 }

@@ -69,8 +69,5 @@ uint64_t dma_free_bytes(void)
 
 void mem_clear(void *p, size_t n)
 {
-	__asm__ volatile("rep stosb"
-			 : "+D"(p), "+c"(n)
-			 : "a"(0)
-			 : "memory");
+	__asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(0) : "memory");
 }

@@ -823,4 +823,349 @@ int vio_wait_used(struct vio_queue *q, uint16_t *head, uint32_t *len,
 int vio_transfer(struct vio_queue *q, const struct vio_seg *seg,
 		 unsigned int n, uint32_t *len, unsigned int timeout_s);
 
+/* ---- storage test pattern (blkpat.c) ---------------------------------- */
+
+#define BLKPAT_SECTOR 512
+
+/*
+ * Fill the 512-byte sector at buf with the pattern of sector number
+ * sector: 16 lines "TTTT %010u %02u WWWWWWWWWWWW\n" with the 4-character
+ * tag and the 12-character word (see blkpat.c).  Ring-3 safe.
+ */
+void blkpat_fill(void *buf, uint64_t sector, const char *tag,
+		 const char *word);
+/*
+ * Compare count sectors at buf with the pattern from sector first on.
+ * Returns 0, or -GUEST_EBADMSG with the first differing sector and byte
+ * offset in *bad_sector and *bad_byte.
+ */
+int blkpat_check(const void *buf, uint64_t first, unsigned int count,
+		 const char *tag, const char *word, uint64_t *bad_sector,
+		 unsigned int *bad_byte);
+/* Offset of the first differing byte of a and b, n if they are equal
+ * (one rep cmpsb). */
+size_t blk_mismatch(const void *a, const void *b, size_t n);
+/* Offset of the first non-zero byte of p, n if all are zero. */
+size_t blk_nonzero(const void *p, size_t n);
+
+/* ---- AHCI driver (ahci.c) --------------------------------------------- */
+
+#define AHCI_MAX_PORTS 32
+#define AHCI_MAX_SLOTS 32
+#define AHCI_PRDT_MAX 16 /* PRDT entries per command table */
+#define AHCI_SECTOR 512
+#define ATAPI_SECTOR 2048
+#define AHCI_TIMEOUT_S 10
+#define AHCI_SCRATCH_BYTES 512
+#define AHCI_CAP_SNCQ (1u << 30)
+
+/* Port registers (offsets in the port's 0x80-byte block) */
+#define AHCI_PX_IS 0x10
+#define AHCI_PX_IE 0x14
+#define AHCI_PX_CMD 0x18
+#define AHCI_PX_TFD 0x20
+#define AHCI_PX_SIG 0x24
+#define AHCI_PX_SSTS 0x28
+#define AHCI_PX_SACT 0x34
+#define AHCI_PX_CI 0x38
+#define AHCI_PX_IS_ERRORS 0x78000000u /* TFES HBFS HBDS IFS */
+
+/* ATA commands (ATA8-ACS) */
+#define ATA_READ_DMA_EXT 0x25
+#define ATA_WRITE_DMA_EXT 0x35
+#define ATA_READ_FPDMA 0x60
+#define ATA_WRITE_FPDMA 0x61
+#define ATA_PACKET 0xa0
+#define ATA_IDENTIFY_PACKET 0xa1
+#define ATA_FLUSH_CACHE_EXT 0xea
+#define ATA_IDENTIFY 0xec
+/* SCSI/MMC commands carried by PACKET */
+#define SCSI_TEST_UNIT_READY 0x00
+#define SCSI_REQUEST_SENSE 0x03
+#define SCSI_INQUIRY 0x12
+#define SCSI_READ_CAPACITY 0x25
+#define SCSI_READ10 0x28
+#define SCSI_SENSE_NOT_READY 2
+#define SCSI_SENSE_ILLEGAL_REQUEST 5
+#define SCSI_SENSE_UNIT_ATTENTION 6
+
+enum ahci_dev_type {
+	AHCI_DEV_NONE,
+	AHCI_DEV_ATA,
+	AHCI_DEV_ATAPI,
+	AHCI_DEV_UNKNOWN,
+};
+
+struct ahci_hba;
+
+struct ahci_port {
+	struct ahci_hba *hba;
+	unsigned int num;
+	uint64_t regs;		/* MMIO address of the port's registers */
+	enum ahci_dev_type type;
+	uint32_t sig;		/* PxSIG at detection */
+	volatile uint32_t *cl;	/* command list: a header of 8 dwords per slot */
+	volatile uint8_t *rfis; /* received-FIS area */
+	volatile uint8_t *ct[AHCI_MAX_SLOTS]; /* command tables */
+	uint8_t *scratch;	/* AHCI_SCRATCH_BYTES of DMA memory */
+	/* from IDENTIFY (DEVICE or PACKET DEVICE) */
+	uint16_t *ident;	/* the 256 words */
+	char serial[21], fwrev[9], model[41];
+	uint64_t sectors;	/* ATA: capacity in 512-byte sectors */
+	bool lba48, ncq;
+	unsigned int ncq_depth;
+	/* the last error: PxTFD (status | error << 8), PxIS, PxSERR */
+	uint32_t err_tfd, err_is, err_serr;
+	unsigned int errors;
+	bool stuck;		/* recovery failed; commands give -EIO */
+	uint8_t sense_key, sense_asc, sense_ascq; /* ATAPI, last failure */
+};
+
+struct ahci_hba {
+	uint8_t bus, dev, fn;
+	uint16_t vendor, device;
+	uint64_t abar, abar_size;
+	uint32_t cap, cap2, pi, vs;
+	unsigned int nports, nslots; /* from CAP */
+	struct ahci_port port[AHCI_MAX_PORTS];
+};
+
+/* A command as ahci_cmd_build() puts it in a register H2D FIS. */
+struct ahci_cmd {
+	uint8_t command;
+	uint8_t device;
+	uint16_t features;
+	uint16_t count;
+	uint64_t lba;	 /* 48 bits */
+	bool write;	 /* data flows to the device */
+	bool atapi;	 /* PACKET: cdb goes into the ACMD area */
+	uint8_t cdb[16];
+};
+
+/* One PRDT entry: physical address and an even byte count <= 4 MiB. */
+struct ahci_seg {
+	uint64_t addr;
+	uint32_t len;
+};
+
+/* Find the nth AHCI function (class 01/06/01) on bus 0; clears h and sets
+ * its address and IDs.  Returns 0 or -GUEST_ENOENT. */
+int ahci_find(unsigned int nth, struct ahci_hba *h);
+/*
+ * Map ABAR (BAR5, below 4 GiB), enable memory decoding and bus mastering,
+ * reset the HBA, set GHC.AE, and set up every implemented port (command
+ * list, FIS area, command tables, FIS receive, detection by PxSSTS and
+ * PxSIG, start).  verbose prints what it finds.  Returns 0, -GUEST_ERANGE
+ * or -GUEST_ENODEV for an unusable ABAR/no ports, -GUEST_ETIMEDOUT if the
+ * reset or a port stop does not complete, -GUEST_ENOSPC without memory.
+ */
+int ahci_init(struct ahci_hba *h, bool verbose);
+/* "SATA disk", "ATAPI", ... */
+const char *ahci_dev_type_name(enum ahci_dev_type t);
+/* The nth port with a device of type t, or NULL. */
+struct ahci_port *ahci_port_of_type(struct ahci_hba *h, enum ahci_dev_type t,
+				    unsigned int nth);
+/* Port register access (AHCI_PX_*).  Ring-3 safe. */
+uint32_t ahci_port_read(const struct ahci_port *p, unsigned int reg);
+void ahci_port_write(const struct ahci_port *p, unsigned int reg, uint32_t v);
+/*
+ * Put command c with the data segments into slot's header and table (no
+ * issue).  Ring-3 safe.  Returns 0, or -GUEST_EINVAL for a bad slot, more
+ * than AHCI_PRDT_MAX segments, or an odd, empty or too long segment.
+ */
+int ahci_cmd_build(struct ahci_port *p, unsigned int slot,
+		   const struct ahci_cmd *c, const struct ahci_seg *seg,
+		   unsigned int nseg);
+/* Issue the slots in mask: PxSACT first for NCQ, then PxCI.  Ring-3 safe. */
+void ahci_cmd_issue(struct ahci_port *p, uint32_t mask, bool ncq);
+/* Bytes the HBA transferred for slot (PRDBC of its header). */
+uint32_t ahci_cmd_prdbc(const struct ahci_port *p, unsigned int slot);
+/*
+ * Ring 0: wait until the slots in mask are done (PxCI, and PxSACT for
+ * NCQ).  Returns 0, -GUEST_EIO on an error (PxIS error bits or
+ * PxTFD.ERR; saved in err_*, port recovered), -GUEST_ETIMEDOUT.
+ */
+int ahci_cmd_wait(struct ahci_port *p, uint32_t mask, bool ncq,
+		  unsigned int timeout_s);
+/* Ring 0: build c in slot 0, issue it and wait (AHCI_TIMEOUT_S).
+ * Returns what ahci_cmd_build() or ahci_cmd_wait() does. */
+int ahci_exec(struct ahci_port *p, const struct ahci_cmd *c,
+	      const struct ahci_seg *seg, unsigned int nseg);
+/*
+ * IDENTIFY DEVICE (disk) or IDENTIFY PACKET DEVICE (ATAPI): fills ident,
+ * serial, fwrev, model and, for a disk, sectors, lba48, ncq, ncq_depth
+ * (NCQ only if the HBA has CAP.SNCQ too).  Returns 0, -GUEST_ENODEV
+ * without a device, or ahci_exec()'s error.
+ */
+int ahci_identify(struct ahci_port *p);
+/* Fill c with READ/WRITE DMA EXT (count 0 means 65536 sectors). */
+void ahci_rw_cmd(struct ahci_cmd *c, bool write, uint64_t lba,
+		 uint32_t count);
+/* Fill c with READ/WRITE FPDMA QUEUED of count sectors under tag. */
+void ahci_ncq_cmd(struct ahci_cmd *c, bool write, uint64_t lba,
+		  uint32_t count, unsigned int tag);
+/* Ring 0: READ/WRITE DMA EXT of count (1-65536) sectors at lba into or
+ * from buf (contiguous).  Returns 0, -GUEST_EINVAL, or ahci_exec()'s. */
+int ahci_rw(struct ahci_port *p, bool write, uint64_t lba, uint32_t count,
+	    void *buf);
+/* Ring 0: FLUSH CACHE EXT.  Returns 0 or ahci_exec()'s error. */
+int ahci_flush(struct ahci_port *p);
+/*
+ * Ring 0: one PACKET command (DMA if len > 0) with a cdb of cdb_len <= 16
+ * bytes and len (even) bytes of data in.  On CHECK CONDITION returns
+ * -GUEST_EIO with the sense key of the task file in sense_key.
+ */
+int atapi_packet(struct ahci_port *p, const uint8_t *cdb, unsigned int cdb_len,
+		 void *buf, uint32_t len);
+/* Ring 0: REQUEST SENSE: key, ASC, ASCQ.  0 or atapi_packet()'s error. */
+int atapi_request_sense(struct ahci_port *p, uint8_t *key, uint8_t *asc,
+			uint8_t *ascq);
+/*
+ * Ring 0: TEST UNIT READY, INQUIRY (len bytes into buf), READ CAPACITY(10)
+ * and READ(10) of 2048-byte blocks (at most 4 MiB).  Each is repeated
+ * after a UNIT ATTENTION (up to 4 times); on a failure the sense from
+ * REQUEST SENSE is in sense_key/asc/ascq.  Return 0, -GUEST_EIO,
+ * -GUEST_EINVAL or -GUEST_ETIMEDOUT.
+ */
+int atapi_test_unit_ready(struct ahci_port *p);
+int atapi_inquiry(struct ahci_port *p, uint8_t *buf, uint32_t len);
+int atapi_read_capacity(struct ahci_port *p, uint32_t *last_lba,
+			uint32_t *block_len);
+int atapi_read10(struct ahci_port *p, uint32_t lba, uint16_t blocks,
+		 void *buf);
+
+/* ---- NVMe driver (nvme.c) --------------------------------------------- */
+
+#define NVME_SQE_BYTES 64
+#define NVME_CQE_BYTES 16
+#define NVME_TIMEOUT_S 10
+#define NVME_PRP_LIST_MAX 512 /* entries of the one-page PRP list */
+#define NVME_MAX_XFER (1u << 20) /* largest nvme_rw(), MDTS permitting */
+
+/* Admin and NVM command set opcodes, Identify CNS values */
+#define NVME_ADM_DELETE_SQ 0x00
+#define NVME_ADM_CREATE_SQ 0x01
+#define NVME_ADM_DELETE_CQ 0x04
+#define NVME_ADM_CREATE_CQ 0x05
+#define NVME_ADM_IDENTIFY 0x06
+#define NVME_ADM_SET_FEATURES 0x09
+#define NVME_ADM_GET_FEATURES 0x0a
+#define NVME_CMD_FLUSH 0x00
+#define NVME_CMD_WRITE 0x01
+#define NVME_CMD_READ 0x02
+#define NVME_CMD_WRITE_ZEROES 0x08
+#define NVME_CMD_DSM 0x09
+#define NVME_CNS_NS 0x00
+#define NVME_CNS_CTRL 0x01
+#define NVME_CNS_NS_LIST 0x02
+#define NVME_ONCS_DSM (1u << 2)
+#define NVME_ONCS_WRITE_ZEROES (1u << 3)
+
+/* The status field of a completion (phase tag removed): SC and SCT. */
+#define NVME_SC(s) ((unsigned int)(s) & 0xff)
+#define NVME_SCT(s) (((unsigned int)(s) >> 8) & 7)
+#define NVME_SC_LBA_RANGE 0x80 /* generic "LBA Out of Range" */
+
+struct nvme_sqe {
+	uint32_t cdw0; /* opcode | flags << 8 | command id << 16 */
+	uint32_t nsid;
+	uint32_t cdw2, cdw3;
+	uint64_t mptr;
+	uint64_t prp1, prp2;
+	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
+};
+
+struct nvme_cqe {
+	uint32_t dw0, dw1;
+	uint16_t sqhd, sqid, cid;
+	uint16_t status; /* without the phase tag */
+};
+
+struct nvme_queue {
+	uint16_t qid, size;
+	volatile uint8_t *sq, *cq;
+	uint64_t sq_db, cq_db; /* doorbell addresses */
+	uint16_t sq_tail, sq_head, cq_head;
+	uint8_t phase;
+	uint16_t next_cid;
+};
+
+struct nvme_ctrl {
+	uint8_t bus, dev, fn;
+	uint16_t vendor, device;
+	uint64_t regs, regs_size; /* BAR0 */
+	uint64_t cap;
+	uint32_t vs, db_stride;
+	struct nvme_queue admin, io;
+	uint8_t *id_ctrl, *id_ns; /* Identify data, 4 KiB each */
+	uint64_t *prp_list;	  /* one page, for the ring-0 calls */
+	char serial[21], model[41], fwrev[9];
+	uint8_t mdts, vwc, nlbaf, dlfeat;
+	uint16_t oncs;
+	uint32_t nn, nsid, lba_size, max_xfer, queues_granted;
+	uint64_t nsze; /* namespace size in blocks */
+	uint16_t last_status; /* of the last ring-0 command */
+	uint32_t last_dw0;
+};
+
+/* Find the nth NVMe function (class 01/08/02) on bus 0; clears c and sets
+ * its address and IDs.  Returns 0 or -GUEST_ENOENT. */
+int nvme_find(unsigned int nth, struct nvme_ctrl *c);
+/*
+ * Map BAR0, disable the controller, set up the admin queues, enable it,
+ * identify the controller and the first active namespace, and create I/O
+ * queue pair 1 with io_qsize entries (clamped to 2..min(MQES+1, 256)),
+ * IEN = 0.  verbose prints what it finds.  Returns 0, -GUEST_ERANGE for
+ * an unusable BAR, -GUEST_ENOTSUP for a controller this driver cannot
+ * drive (no 4 KiB pages, metadata, odd entry sizes), -GUEST_ETIMEDOUT,
+ * -GUEST_EIO (a command failed, last_status says why), -GUEST_ENOSPC.
+ */
+int nvme_init(struct nvme_ctrl *c, uint16_t io_qsize, bool verbose);
+/* Ring 0: Identify with cns/nsid into the 4 KiB buffer buf.  Returns 0 or
+ * nvme_admin()'s error. */
+int nvme_identify(struct nvme_ctrl *c, uint32_t cns, uint32_t nsid, void *buf);
+/*
+ * Ring 0: run e (its command id is set here) on the admin or the I/O
+ * queue and wait for the completion (copied to *out if not NULL; status
+ * and dw0 also in last_status/last_dw0).  Returns 0, -GUEST_EIO for an
+ * error status, -GUEST_EPROTO for a completion that does not match,
+ * -GUEST_ENOSPC if the queue is full, -GUEST_ETIMEDOUT.
+ */
+int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *e, struct nvme_cqe *out);
+int nvme_io(struct nvme_ctrl *c, struct nvme_sqe *e, struct nvme_cqe *out);
+/* Clear e and fill a Read/Write/Write Zeroes-style command: opcode, nsid,
+ * SLBA, nlb (1-65536) blocks.  Ring-3 safe. */
+void nvme_rw_cmd(struct nvme_sqe *e, uint8_t opc, uint32_t nsid,
+		 uint64_t lba, uint32_t nlb);
+/*
+ * Describe len bytes at physical addr with PRP1/PRP2, using list (a
+ * 4 KiB-aligned page of NVME_PRP_LIST_MAX entries) when more than two
+ * pages are touched.  Ring-3 safe.  Returns 0, -GUEST_EINVAL (empty,
+ * unaligned, above 4 GiB, list needed but NULL), -GUEST_E2BIG.
+ */
+int nvme_prp_fill(struct nvme_sqe *e, uint64_t addr, uint32_t len,
+		  uint64_t *list);
+/* Copy e to the tail of q and advance the tail (no doorbell).  Ring-3
+ * safe.  Returns 0 or -GUEST_ENOSPC if the queue is full. */
+int nvme_sq_push(struct nvme_queue *q, const struct nvme_sqe *e);
+/* Write the SQ tail / CQ head doorbell.  Ring-3 safe. */
+void nvme_sq_ring(struct nvme_queue *q);
+void nvme_cq_ring(struct nvme_queue *q);
+/*
+ * Take the next completion of q if its phase tag is current (the head
+ * doorbell is not written).  Ring-3 safe.  Returns 1 (*out set), 0 if
+ * there is none, -GUEST_EPROTO for a wrong SQ ID or SQ head.
+ */
+int nvme_cq_pop(struct nvme_queue *q, struct nvme_cqe *out);
+/* Ring 0 helpers on the I/O queue: Read/Write nlb blocks (at most
+ * max_xfer bytes) from/into buf, Flush, Write Zeroes, DSM deallocate of
+ * one range.  Return 0, -GUEST_EINVAL, or nvme_io()'s error. */
+int nvme_rw(struct nvme_ctrl *c, bool write, uint64_t lba, uint32_t nlb,
+	    void *buf);
+int nvme_flush(struct nvme_ctrl *c);
+int nvme_write_zeroes(struct nvme_ctrl *c, uint64_t lba, uint32_t nlb);
+int nvme_dsm_deallocate(struct nvme_ctrl *c, uint64_t lba, uint32_t nlb);
+/* A name for a status field: "LBA Out of Range", ... */
+const char *nvme_status_str(uint16_t status);
+
 #endif

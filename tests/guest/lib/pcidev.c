@@ -169,8 +169,8 @@ int pci_bar_probe(unsigned int bus, unsigned int dev, unsigned int fn,
 	} else {
 		bar->addr = (lo & ~0xfu) | (uint64_t)hi << 32;
 		mask = (mlo & ~0xfu) | (uint64_t)mhi << 32;
-		if ((mlo & ~0xfu) == 0 && (bar->type != PCI_BAR_MEM64 ||
-					   mhi == 0)) {
+		if ((mlo & ~0xfu) == 0 &&
+		    (bar->type != PCI_BAR_MEM64 || mhi == 0)) {
 			bar->type = PCI_BAR_NONE;
 			bar->addr = 0;
 			return 0;

@@ -177,7 +177,8 @@ static int map_cap(struct vio_dev *vd, struct bar_cache *bc, unsigned int c,
 	}
 	if (bar->addr + off + length > FOUR_GIB) {
 		printf("virtio: BAR%u at 0x%lx is above 4 GiB; this guest maps "
-		       "only the low 4 GiB\n", bar_idx, bar->addr);
+		       "only the low 4 GiB\n",
+		       bar_idx, bar->addr);
 		return -GUEST_ERANGE;
 	}
 	*addr = bar->addr + off;
@@ -213,7 +214,8 @@ static int probe_modern(struct vio_dev *vd, bool verbose)
 		clen = pci_cfg_read8(b, d, f, (unsigned int)c + 2);
 		type = pci_cfg_read8(b, d, f, (unsigned int)c + CAP_CFG_TYPE);
 		if (clen < 16) {
-			printf("virtio: vendor capability at 0x%x is %u bytes\n",
+			printf("virtio: vendor capability at 0x%x is %u "
+			       "bytes\n",
 			       c, clen);
 			return -GUEST_EINVAL;
 		}
@@ -229,12 +231,12 @@ static int probe_modern(struct vio_dev *vd, bool verbose)
 		case CAP_NOTIFY:
 			if (clen < 20) {
 				printf("virtio: notify capability is %u "
-				       "bytes\n", clen);
+				       "bytes\n",
+				       clen);
 				return -GUEST_EINVAL;
 			}
-			vd->notify_mult = pci_cfg_read32(b, d, f,
-							 (unsigned int)c +
-								 CAP_NOTIFY_MULT);
+			vd->notify_mult = pci_cfg_read32(
+				b, d, f, (unsigned int)c + CAP_NOTIFY_MULT);
 			rc = map_cap(vd, &bc, (unsigned int)c, "notify", 2,
 				     &vd->notify_base, &vd->notify_len,
 				     verbose);
@@ -255,7 +257,8 @@ static int probe_modern(struct vio_dev *vd, bool verbose)
 	if (!(found & (1u << CAP_COMMON)) || !(found & (1u << CAP_NOTIFY)) ||
 	    !(found & (1u << CAP_ISR))) {
 		printf("virtio: %02x:%02x.%u lacks a modern interface "
-		       "(capabilities found: 0x%x)\n", b, d, f, found);
+		       "(capabilities found: 0x%x)\n",
+		       b, d, f, found);
 		return -GUEST_ENODEV;
 	}
 	pci_cmd_set(b, d, f, PCI_CMD_MEM | PCI_CMD_MASTER);
@@ -273,27 +276,28 @@ static int probe_legacy(struct vio_dev *vd, bool verbose)
 
 	if (vd->pci_device < 0x1000 || vd->pci_device > 0x103f) {
 		printf("virtio: device 0x%04x is not transitional: no legacy "
-		       "interface\n", vd->pci_device);
+		       "interface\n",
+		       vd->pci_device);
 		return -GUEST_ENODEV;
 	}
 	rc = pci_bar_probe(vd->bus, vd->dev, vd->fn, 0, &bar);
 	if (rc || bar.type != PCI_BAR_IO || bar.size < LEG_CONFIG ||
 	    bar.addr == 0 || bar.addr + bar.size > 0x10000) {
 		printf("virtio: BAR0 is not a usable legacy I/O BAR "
-		       "(type %d, 0x%lx+0x%lx, %d)\n", bar.type, bar.addr,
-		       bar.size, rc);
+		       "(type %d, 0x%lx+0x%lx, %d)\n",
+		       bar.type, bar.addr, bar.size, rc);
 		return -GUEST_ENODEV;
 	}
-	while ((c = pci_cap_next(vd->bus, vd->dev, vd->fn,
-				 (unsigned int)c)) > 0)
+	while ((c = pci_cap_next(vd->bus, vd->dev, vd->fn, (unsigned int)c)) >
+	       0)
 		if (pci_cfg_read8(vd->bus, vd->dev, vd->fn, (unsigned int)c) ==
 		    PCI_CAP_ID_MSIX)
 			vd->has_msix = true;
 	vd->io = (uint16_t)bar.addr;
 	pci_cmd_set(vd->bus, vd->dev, vd->fn, PCI_CMD_IO | PCI_CMD_MASTER);
 	if (verbose)
-		printf("virtio:   legacy I/O BAR0 at 0x%x (%lu bytes)\n", vd->io,
-		       bar.size);
+		printf("virtio:   legacy I/O BAR0 at 0x%x (%lu bytes)\n",
+		       vd->io, bar.size);
 	return 0;
 }
 
@@ -302,9 +306,9 @@ int vio_probe(struct vio_dev *vd, bool legacy, bool verbose)
 	vd->legacy = legacy;
 	if (verbose)
 		printf("virtio: %02x:%02x.%u %04x:%04x (virtio id %u), %s "
-		       "interface\n", vd->bus, vd->dev, vd->fn, VIRTIO_VENDOR,
-		       vd->pci_device, vd->virtio_id,
-		       legacy ? "legacy" : "modern");
+		       "interface\n",
+		       vd->bus, vd->dev, vd->fn, VIRTIO_VENDOR, vd->pci_device,
+		       vd->virtio_id, legacy ? "legacy" : "modern");
 	return legacy ? probe_legacy(vd, verbose) : probe_modern(vd, verbose);
 }
 
@@ -435,8 +439,8 @@ uint64_t vio_cfg_read64(struct vio_dev *vd, unsigned int off)
 		v = lo | hi << 32;
 		if (vd->legacy) {
 			/* no generation counter: read until stable */
-			if ((vio_cfg_read(vd, off, 4) | (uint64_t)vio_cfg_read(
-					vd, off + 4, 4) << 32) == v)
+			if ((vio_cfg_read(vd, off, 4) |
+			     (uint64_t)vio_cfg_read(vd, off + 4, 4) << 32) == v)
 				break;
 		} else if (gen == mmio_read8(vd->common + COMMON_CFGGEN)) {
 			break;
@@ -445,7 +449,7 @@ uint64_t vio_cfg_read64(struct vio_dev *vd, unsigned int off)
 	return v;
 }
 
-/* ---- queues --------------------------------------------------------------- */
+/* ---- queues -------------------------------------------------------------- */
 
 static void queue_init_common(struct vio_queue *q)
 {
@@ -485,8 +489,8 @@ static int setup_legacy(struct vio_dev *vd, struct vio_queue *q,
 		return -GUEST_ENOENT;
 	if (size > VIO_QUEUE_MAX || (size & (size - 1))) {
 		printf("virtio: legacy queue %u has %u entries (this driver "
-		       "takes powers of two up to %u)\n", qi, size,
-		       VIO_QUEUE_MAX);
+		       "takes powers of two up to %u)\n",
+		       qi, size, VIO_QUEUE_MAX);
 		return -GUEST_ERANGE;
 	}
 	used_off = (16ull * size + 6 + 2ull * size + LEG_ALIGN - 1) &
@@ -544,8 +548,8 @@ static int setup_modern(struct vio_dev *vd, struct vio_queue *q,
 	where = (uint64_t)noff * vd->notify_mult;
 	if (where + 2 > vd->notify_len) {
 		printf("virtio: queue %u notify offset %u x %u is outside the "
-		       "notify window (0x%x)\n", qi, noff, vd->notify_mult,
-		       vd->notify_len);
+		       "notify window (0x%x)\n",
+		       qi, noff, vd->notify_mult, vd->notify_len);
 		return -GUEST_EINVAL;
 	}
 	q->notify = vd->notify_base + where;
@@ -578,11 +582,11 @@ int vio_queue_setup(struct vio_dev *vd, unsigned int qi, uint16_t max)
 	q->index = (uint16_t)qi;
 	if (max > VIO_QUEUE_MAX)
 		max = VIO_QUEUE_MAX;
-	return vd->legacy ? setup_legacy(vd, q, qi) : setup_modern(vd, q, qi,
-								   max);
+	return vd->legacy ? setup_legacy(vd, q, qi)
+			  : setup_modern(vd, q, qi, max);
 }
 
-/* ---- requests --------------------------------------------------------------- */
+/* ---- requests ------------------------------------------------------------ */
 
 int vio_submit(struct vio_queue *q, const struct vio_seg *seg, unsigned int n)
 {
@@ -688,8 +692,8 @@ int vio_wait_used(struct vio_queue *q, uint16_t *head, uint32_t *len,
 	}
 }
 
-int vio_transfer(struct vio_queue *q, const struct vio_seg *seg,
-		 unsigned int n, uint32_t *len, unsigned int timeout_s)
+int vio_transfer(struct vio_queue *q, const struct vio_seg *seg, unsigned int n,
+		 uint32_t *len, unsigned int timeout_s)
 {
 	uint32_t l = 0;
 	uint16_t got;
