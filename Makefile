@@ -142,6 +142,9 @@ install: $(KHYVE) $(KHYVECTL)
 clean:
 	rm -rf $(O)
 
+# Keep the objects of test programs (pattern-rule intermediates).
+.SECONDARY:
+
 .PHONY: all tests bench-bins check deps demo demo-linux bench lint install clean guests
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
