@@ -434,6 +434,36 @@ int blk_submit(struct blk *b, struct blk_req *r)
 	return 0;
 }
 
+int blk_read_nowait(struct blk *b, struct blk_req *r)
+{
+	const struct blk_backend_ops *ops;
+	struct blk_req *e;
+	bool busy = false;
+	int err;
+
+	if (!b || !r || r->op != BLK_READ || (r->iovcnt && !r->iov))
+		return -EINVAL;
+	ops = b->be->ops;
+	if (!ops->read_nowait)
+		return -EAGAIN;
+	err = blk_precheck(b, r);
+	if (err)
+		return err;
+	if (r->len == 0)
+		return 0;
+	/* An earlier unfinished write to these bytes must land first; a
+	 * write submitted after this check is not ordered before us. */
+	pthread_mutex_lock(&b->lock);
+	busy = b->closing;
+	for (e = b->head; e && !busy; e = e->priv.next)
+		busy = op_writes(e->op) && e->offset < r->offset + r->len &&
+		       r->offset < e->offset + e->len;
+	pthread_mutex_unlock(&b->lock);
+	if (busy)
+		return -EAGAIN;
+	return ops->read_nowait(b->be, r->iov, r->iovcnt, r->offset, r->len);
+}
+
 /* True (and a warning) when a write at offset 0 of a probed raw image
  * would make the image look like another format. */
 static bool hdr_write_refused(struct blk *b, const struct blk_req *r)

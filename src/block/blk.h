@@ -197,4 +197,15 @@ struct blk_req {
  */
 int blk_submit(struct blk *b, struct blk_req *req);
 
+/*
+ * Complete a BLK_READ right now on the caller's thread if that needs no
+ * waiting: the backend can serve it from the host page cache and no
+ * unfinished write, discard or write-zeroes overlaps it.  Returns 0 (read
+ * done; req->done is NOT called), -EAGAIN (submit it with blk_submit()),
+ * or the error blk_submit() would report through done() (-EINVAL out of
+ * range).  Never blocks on I/O: frontends use it to skip the hand-off to
+ * a worker thread for cached data.
+ */
+int blk_read_nowait(struct blk *b, struct blk_req *req);
+
 #endif

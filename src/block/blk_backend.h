@@ -146,6 +146,14 @@ struct blk_backend_ops {
 	int (*write_zeroes)(struct blk_backend *be, uint64_t off, uint64_t len);
 	/* Guest-visible size in bytes. */
 	uint64_t (*size)(struct blk_backend *be);
+	/*
+	 * Optional: read [off, off + total) only if that needs no waiting
+	 * (the data is in the host page cache): 0 when every byte was read,
+	 * -EAGAIN otherwise (nothing is promised about the buffers then).
+	 * Called on the submitter's thread; must never block on I/O.
+	 */
+	int (*read_nowait)(struct blk_backend *be, const struct iovec *iov,
+			   unsigned iovcnt, uint64_t off, uint64_t total);
 	/* Free the backend (not the file). */
 	void (*close)(struct blk_backend *be);
 };
