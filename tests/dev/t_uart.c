@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,116 +22,27 @@
 #include "config/config.h"
 #include "core/devmodel.h"
 #include "core/layout.h"
-#include "event/event.h"
 #include "hw/uart.h"
 #include "hw/uart_backend.h"
 #include "lib/log.h"
+#include "tests/dev/devenv.h"
 #include "tests/tap.h"
 
 /* ---- harness ---- */
 
-struct rec {
-	int level[32];
-	int rises[32];
-};
-
-static int rec_set_irq(void *opaque, unsigned gsi, int level)
-{
-	struct rec *r = opaque;
-
-	if (gsi >= 32)
-		return -EINVAL;
-	if (level && !r->level[gsi])
-		r->rises[gsi]++;
-	r->level[gsi] = level;
-	return 0;
-}
-
-static void ctx_init(struct devctx *ctx, struct rec *r)
-{
-	memset(ctx, 0, sizeof(*ctx));
-	memset(r, 0, sizeof(*r));
-	if (bus_new(&ctx->pio, "pio") || bus_new(&ctx->mmio, "mmio"))
-		abort();
-	ctx->irq.set_irq = rec_set_irq;
-	ctx->irq.opaque = r;
-}
-
-static void ctx_fini(struct devctx *ctx)
-{
-	bus_free(ctx->pio);
-	bus_free(ctx->mmio);
-}
-
-static struct devctx *g_ctx;
-
-static uint64_t in(uint16_t port, unsigned size)
-{
-	uint64_t v = 0;
-
-	(void)bus_dispatch(g_ctx->pio, port, size, false, &v);
-	return v;
-}
-
-static uint8_t inb(uint16_t port)
-{
-	return (uint8_t)in(port, 1);
-}
-
-static void out(uint16_t port, unsigned size, uint64_t v)
-{
-	(void)bus_dispatch(g_ctx->pio, port, size, true, &v);
-}
-
-static void outb(uint16_t port, uint8_t v)
-{
-	out(port, 1, v);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-/* The event loop on its own thread. */
-struct loop {
-	struct event_loop *ev;
-	pthread_t thr;
-};
-
-static void *loop_main(void *arg)
-{
-	(void)event_loop_run(arg);
-	return NULL;
-}
-
-static void loop_start(struct loop *l)
-{
-	if (event_loop_new(&l->ev) ||
-	    pthread_create(&l->thr, NULL, loop_main, l->ev))
-		abort();
-}
-
-static void loop_stop(struct loop *l)
-{
-	event_loop_stop(l->ev, 0);
-	pthread_join(l->thr, NULL);
-}
-
 /* Read up to 'max' bytes the guest can see, waiting up to 'ms'. */
-static size_t guest_read(uint16_t base, uint8_t *buf, size_t max, unsigned ms)
+static size_t guest_read(const struct devenv *env, uint16_t base, uint8_t *buf,
+			 size_t max, unsigned ms)
 {
 	size_t n = 0;
 	unsigned waited = 0;
 
 	while (n < max && waited <= ms) {
-		if (inb(base + 5) & 0x01) {
-			buf[n++] = inb(base);
+		if (devenv_inb(env, base + 5) & 0x01) {
+			buf[n++] = devenv_inb(env, base);
 			continue;
 		}
-		sleep_ms(1);
+		devenv_sleep_ms(1);
 		waited++;
 	}
 	return n;
@@ -171,174 +81,198 @@ static size_t host_read(int fd, uint8_t *buf, size_t n, int ms)
 
 static void test_registers(void)
 {
-	struct devctx ctx;
-	struct rec r;
+	struct devenv env;
 	struct uart_isa *d = NULL;
 	int i;
 
-	ctx_init(&ctx, &r);
-	g_ctx = &ctx;
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "tcp=127.0.0.1:0",
-			       "lpc.com1.path", &d),
+	devenv_init(&env, 0);
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ,
+			       "tcp=127.0.0.1:0", "lpc.com1.path", &d),
 	       0, "create COM1 with a TCP backend and no event loop");
 	if (!d)
 		return;
-	ok(bus_claimed(ctx.pio, COM1) && bus_claimed(ctx.pio, COM1 + 7) &&
-		   !bus_claimed(ctx.pio, COM1 + 8),
+	ok(bus_claimed(env.ctx.pio, COM1) &&
+		   bus_claimed(env.ctx.pio, COM1 + 7) &&
+		   !bus_claimed(env.ctx.pio, COM1 + 8),
 	   "COM1 claims exactly 0x3f8-0x3ff");
-	is_int(inb(COM1 + LSR), 0x60, "LSR at reset: THRE|TEMT");
-	is_int(inb(COM1 + IIR), 0x01, "IIR at reset: no interrupt");
-	is_int(inb(COM1 + IER), 0, "IER at reset");
+	is_int(devenv_inb(&env, COM1 + LSR), 0x60, "LSR at reset: THRE|TEMT");
+	is_int(devenv_inb(&env, COM1 + IIR), 0x01,
+	       "IIR at reset: no interrupt");
+	is_int(devenv_inb(&env, COM1 + IER), 0, "IER at reset");
 
 	/* Divisor latch. */
-	outb(COM1 + LCR, 0x83);
-	outb(COM1 + RBR, 0x01);
-	outb(COM1 + IER, 0x02);
-	is_int(inb(COM1 + RBR), 0x01, "DLL reads back with DLAB");
-	is_int(inb(COM1 + IER), 0x02, "DLM reads back with DLAB");
-	is_int(inb(COM1 + LCR), 0x83, "LCR reads back");
-	outb(COM1 + LCR, 0x03);
-	is_int(inb(COM1 + IER), 0x00, "IER is not DLM without DLAB");
-	ok(r.level[COM1_IRQ] == 0, "writing DLM raised no interrupt");
-	outb(COM1 + LCR, 0x80);
-	is_int(inb(COM1 + IER), 0x02, "DLM kept across DLAB toggles");
-	outb(COM1 + LCR, 0x03);
+	devenv_outb(&env, COM1 + LCR, 0x83);
+	devenv_outb(&env, COM1 + RBR, 0x01);
+	devenv_outb(&env, COM1 + IER, 0x02);
+	is_int(devenv_inb(&env, COM1 + RBR), 0x01, "DLL reads back with DLAB");
+	is_int(devenv_inb(&env, COM1 + IER), 0x02, "DLM reads back with DLAB");
+	is_int(devenv_inb(&env, COM1 + LCR), 0x83, "LCR reads back");
+	devenv_outb(&env, COM1 + LCR, 0x03);
+	is_int(devenv_inb(&env, COM1 + IER), 0x00,
+	       "IER is not DLM without DLAB");
+	ok(env.rec.level[COM1_IRQ] == 0, "writing DLM raised no interrupt");
+	devenv_outb(&env, COM1 + LCR, 0x80);
+	is_int(devenv_inb(&env, COM1 + IER), 0x02,
+	       "DLM kept across DLAB toggles");
+	devenv_outb(&env, COM1 + LCR, 0x03);
 
 	/* Scratch. */
-	outb(COM1 + SCR, 0xa5);
-	is_int(inb(COM1 + SCR), 0xa5, "scratch register");
+	devenv_outb(&env, COM1 + SCR, 0xa5);
+	is_int(devenv_inb(&env, COM1 + SCR), 0xa5, "scratch register");
 
 	/* Loopback echo. */
-	outb(COM1 + MCR, 0x10);
-	outb(COM1 + RBR, 'A');
-	is_int(inb(COM1 + LSR), 0x61, "loopback: byte received (DR)");
-	is_int(inb(COM1 + RBR), 'A', "loopback echo");
-	is_int(inb(COM1 + LSR), 0x60, "DR clear after reading");
+	devenv_outb(&env, COM1 + MCR, 0x10);
+	devenv_outb(&env, COM1 + RBR, 'A');
+	is_int(devenv_inb(&env, COM1 + LSR), 0x61,
+	       "loopback: byte received (DR)");
+	is_int(devenv_inb(&env, COM1 + RBR), 'A', "loopback echo");
+	is_int(devenv_inb(&env, COM1 + LSR), 0x60, "DR clear after reading");
 
 	/* Modem status in loopback. */
-	(void)inb(COM1 + MSR);
-	outb(COM1 + MCR, 0x10 | 0x02);
-	is_int(inb(COM1 + MSR), 0x10 | 0x01, "RTS -> CTS with DCTS");
-	is_int(inb(COM1 + MSR), 0x10, "delta bits clear on read");
-	outb(COM1 + MCR, 0x10 | 0x01 | 0x04 | 0x08);
-	is_int(inb(COM1 + MSR), 0x20 | 0x40 | 0x80 | 0x01 | 0x02 | 0x08,
+	(void)devenv_inb(&env, COM1 + MSR);
+	devenv_outb(&env, COM1 + MCR, 0x10 | 0x02);
+	is_int(devenv_inb(&env, COM1 + MSR), 0x10 | 0x01,
+	       "RTS -> CTS with DCTS");
+	is_int(devenv_inb(&env, COM1 + MSR), 0x10, "delta bits clear on read");
+	devenv_outb(&env, COM1 + MCR, 0x10 | 0x01 | 0x04 | 0x08);
+	is_int(devenv_inb(&env, COM1 + MSR),
+	       0x20 | 0x40 | 0x80 | 0x01 | 0x02 | 0x08,
 	       "DTR->DSR, OUT1->RI, OUT2->DCD with deltas");
-	outb(COM1 + MCR, 0x10 | 0x01 | 0x08);
-	is_int(inb(COM1 + MSR) & 0x4f, 0x04, "RI falling edge sets TERI");
-	outb(COM1 + MCR, 0x1f | 0xe0);
-	is_int(inb(COM1 + MCR), 0x1f, "MCR keeps only bits 0-4");
+	devenv_outb(&env, COM1 + MCR, 0x10 | 0x01 | 0x08);
+	is_int(devenv_inb(&env, COM1 + MSR) & 0x4f, 0x04,
+	       "RI falling edge sets TERI");
+	devenv_outb(&env, COM1 + MCR, 0x1f | 0xe0);
+	is_int(devenv_inb(&env, COM1 + MCR), 0x1f, "MCR keeps only bits 0-4");
 
 	/* FIFO fill and overflow. */
-	outb(COM1 + MCR, 0x10);
-	(void)inb(COM1 + MSR);
-	outb(COM1 + IIR, 0x07);
-	is_int(inb(COM1 + IIR), 0xc1, "FIFO enabled: IIR bits 7:6 set");
+	devenv_outb(&env, COM1 + MCR, 0x10);
+	(void)devenv_inb(&env, COM1 + MSR);
+	devenv_outb(&env, COM1 + IIR, 0x07);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc1,
+	       "FIFO enabled: IIR bits 7:6 set");
 	for (i = 0; i < 16; i++)
-		outb(COM1 + RBR, (uint8_t)('a' + i));
-	is_int(inb(COM1 + LSR), 0x61, "16 bytes fit in the FIFO, no overrun");
-	outb(COM1 + RBR, 'X');
-	is_int(inb(COM1 + LSR), 0x63, "17th byte: overrun (OE)");
-	is_int(inb(COM1 + LSR), 0x61, "OE clears on LSR read");
+		devenv_outb(&env, COM1 + RBR, (uint8_t)('a' + i));
+	is_int(devenv_inb(&env, COM1 + LSR), 0x61,
+	       "16 bytes fit in the FIFO, no overrun");
+	devenv_outb(&env, COM1 + RBR, 'X');
+	is_int(devenv_inb(&env, COM1 + LSR), 0x63, "17th byte: overrun (OE)");
+	is_int(devenv_inb(&env, COM1 + LSR), 0x61, "OE clears on LSR read");
 	{
 		char got[17] = {0};
 
 		for (i = 0; i < 16; i++)
-			got[i] = (char)inb(COM1 + RBR);
+			got[i] = (char)devenv_inb(&env, COM1 + RBR);
 		is_str(got, "abcdefghijklmnop",
 		       "FIFO keeps order, drops "
 		       "the overflowing byte");
 	}
-	is_int(inb(COM1 + LSR), 0x60, "FIFO drained");
-	outb(COM1 + RBR, '1');
-	outb(COM1 + RBR, '2');
-	outb(COM1 + IIR, 0x03); /* reset RX FIFO */
-	is_int(inb(COM1 + LSR), 0x60, "FCR RX reset empties the FIFO");
-	outb(COM1 + IIR, 0x00);
-	is_int(inb(COM1 + IIR), 0x01, "FIFO disabled: IIR bits 7:6 clear");
-	outb(COM1 + RBR, '1');
-	outb(COM1 + RBR, '2');
-	is_int(inb(COM1 + LSR), 0x63, "without FIFO the 2nd byte overruns");
-	is_int(inb(COM1 + RBR), '1', "holding register keeps the first");
+	is_int(devenv_inb(&env, COM1 + LSR), 0x60, "FIFO drained");
+	devenv_outb(&env, COM1 + RBR, '1');
+	devenv_outb(&env, COM1 + RBR, '2');
+	devenv_outb(&env, COM1 + IIR, 0x03); /* reset RX FIFO */
+	is_int(devenv_inb(&env, COM1 + LSR), 0x60,
+	       "FCR RX reset empties the FIFO");
+	devenv_outb(&env, COM1 + IIR, 0x00);
+	is_int(devenv_inb(&env, COM1 + IIR), 0x01,
+	       "FIFO disabled: IIR bits 7:6 clear");
+	devenv_outb(&env, COM1 + RBR, '1');
+	devenv_outb(&env, COM1 + RBR, '2');
+	is_int(devenv_inb(&env, COM1 + LSR), 0x63,
+	       "without FIFO the 2nd byte overruns");
+	is_int(devenv_inb(&env, COM1 + RBR), '1',
+	       "holding register keeps the first");
 
 	/* Interrupt priorities and the line. */
-	outb(COM1 + IIR, 0x01);
-	is_int(r.level[COM1_IRQ], 0, "line low with IER=0");
-	outb(COM1 + IER, 0x02);
-	is_int(inb(COM1 + IIR), 0xc2, "ETBEI 0->1: THRE interrupt");
-	is_int(r.level[COM1_IRQ], 0, "reading IIR cleared the THRE source");
-	ok(r.rises[COM1_IRQ] >= 1, "the line went high for THRE");
-	is_int(inb(COM1 + IIR), 0xc1, "THRE cleared by the IIR read");
-	outb(COM1 + IER, 0x02);
-	is_int(inb(COM1 + IIR), 0xc1, "rewriting ETBEI=1 does not re-arm");
-	outb(COM1 + IER, 0x00);
-	outb(COM1 + IER, 0x02);
-	is_int(inb(COM1 + IIR), 0xc2, "ETBEI 1->0->1 re-arms THRE");
-	outb(COM1 + IER, 0x0f);
+	devenv_outb(&env, COM1 + IIR, 0x01);
+	is_int(env.rec.level[COM1_IRQ], 0, "line low with IER=0");
+	devenv_outb(&env, COM1 + IER, 0x02);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc2,
+	       "ETBEI 0->1: THRE interrupt");
+	is_int(env.rec.level[COM1_IRQ], 0,
+	       "reading IIR cleared the THRE source");
+	ok(env.rec.rises[COM1_IRQ] >= 1, "the line went high for THRE");
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc1,
+	       "THRE cleared by the IIR read");
+	devenv_outb(&env, COM1 + IER, 0x02);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc1,
+	       "rewriting ETBEI=1 does not re-arm");
+	devenv_outb(&env, COM1 + IER, 0x00);
+	devenv_outb(&env, COM1 + IER, 0x02);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc2,
+	       "ETBEI 1->0->1 re-arms THRE");
+	devenv_outb(&env, COM1 + IER, 0x0f);
 	for (i = 0; i < 17; i++)
-		outb(COM1 + RBR, (uint8_t)i); /* overrun + THRE */
-	outb(COM1 + MCR, 0x10 | 0x02);	      /* modem delta */
-	is_int(r.level[COM1_IRQ], 1, "line high with sources pending");
-	is_int(inb(COM1 + IIR), 0xc6, "line status has top priority");
-	(void)inb(COM1 + LSR);
-	is_int(inb(COM1 + IIR), 0xc4, "then received data");
+		devenv_outb(&env, COM1 + RBR, (uint8_t)i); /* overrun + THRE */
+	devenv_outb(&env, COM1 + MCR, 0x10 | 0x02);	   /* modem delta */
+	is_int(env.rec.level[COM1_IRQ], 1, "line high with sources pending");
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc6,
+	       "line status has top priority");
+	(void)devenv_inb(&env, COM1 + LSR);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc4, "then received data");
 	for (i = 0; i < 16; i++)
-		(void)inb(COM1 + RBR);
-	is_int(inb(COM1 + IIR), 0xc2, "then THR empty");
-	is_int(inb(COM1 + IIR), 0xc0, "then modem status");
-	is_int(r.level[COM1_IRQ], 1, "line still high for modem status");
-	(void)inb(COM1 + MSR);
-	is_int(inb(COM1 + IIR), 0xc1, "all sources cleared");
-	is_int(r.level[COM1_IRQ], 0, "line low");
-	outb(COM1 + RBR, 'z');
-	is_int(inb(COM1 + IIR), 0xc4, "RX data above THRE");
-	is_int(r.level[COM1_IRQ], 1, "line high for RX data");
-	(void)inb(COM1 + RBR);
-	is_int(inb(COM1 + IIR), 0xc2, "THRE left after RX data drained");
-	is_int(r.level[COM1_IRQ], 0, "line low after IIR read");
+		(void)devenv_inb(&env, COM1 + RBR);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc2, "then THR empty");
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc0, "then modem status");
+	is_int(env.rec.level[COM1_IRQ], 1, "line still high for modem status");
+	(void)devenv_inb(&env, COM1 + MSR);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc1, "all sources cleared");
+	is_int(env.rec.level[COM1_IRQ], 0, "line low");
+	devenv_outb(&env, COM1 + RBR, 'z');
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc4, "RX data above THRE");
+	is_int(env.rec.level[COM1_IRQ], 1, "line high for RX data");
+	(void)devenv_inb(&env, COM1 + RBR);
+	is_int(devenv_inb(&env, COM1 + IIR), 0xc2,
+	       "THRE left after RX data drained");
+	is_int(env.rec.level[COM1_IRQ], 0, "line low after IIR read");
 
 	/* A second UART on the same ISA line (COM3 shares IRQ 4). */
 	{
 		struct uart_isa *d3 = NULL;
 
-		is_int(uart_isa_create(&ctx, "com3", COM3_PORT, COM3_IRQ,
+		is_int(uart_isa_create(&env.ctx, "com3", COM3_PORT, COM3_IRQ,
 				       "tcp=127.0.0.1:0", "lpc.com3.path", &d3),
 		       0, "create COM3 on the shared line");
-		outb(COM3_PORT + IER, 0x01);
-		outb(COM3_PORT + MCR, 0x10);
-		outb(COM3_PORT, 'x');
-		outb(COM1 + RBR, 'y');
-		is_int(r.level[COM1_IRQ], 1, "shared line high for both");
-		(void)inb(COM1 + RBR);
-		(void)inb(COM1 + IIR);
-		is_int(r.level[COM1_IRQ], 1, "COM3 keeps the line high");
-		(void)inb(COM3_PORT);
-		is_int(r.level[COM1_IRQ], 0, "line low when neither pends");
-		outb(COM3_PORT, 'x');
-		is_int(r.level[COM1_IRQ], 1, "COM3 alone raises the line");
+		devenv_outb(&env, COM3_PORT + IER, 0x01);
+		devenv_outb(&env, COM3_PORT + MCR, 0x10);
+		devenv_outb(&env, COM3_PORT, 'x');
+		devenv_outb(&env, COM1 + RBR, 'y');
+		is_int(env.rec.level[COM1_IRQ], 1, "shared line high for both");
+		(void)devenv_inb(&env, COM1 + RBR);
+		(void)devenv_inb(&env, COM1 + IIR);
+		is_int(env.rec.level[COM1_IRQ], 1, "COM3 keeps the line high");
+		(void)devenv_inb(&env, COM3_PORT);
+		is_int(env.rec.level[COM1_IRQ], 0,
+		       "line low when neither pends");
+		devenv_outb(&env, COM3_PORT, 'x');
+		is_int(env.rec.level[COM1_IRQ], 1,
+		       "COM3 alone raises the line");
 		uart_isa_destroy(d3);
-		is_int(r.level[COM1_IRQ], 0, "destroying COM3 drops its part");
-		ok(!bus_claimed(ctx.pio, COM3_PORT), "COM3 ports released");
+		is_int(env.rec.level[COM1_IRQ], 0,
+		       "destroying COM3 drops its part");
+		ok(!bus_claimed(env.ctx.pio, COM3_PORT), "COM3 ports released");
 	}
 
 	/* Hostile accesses: odd sizes, ranges crossing the end. */
 	{
 		uint64_t v = 0;
 
-		outb(COM1 + MCR, 0x10);
-		outb(COM1 + IER, 0);
-		is_int(bus_dispatch(ctx.pio, COM1 + 6, 4, false, &v), 0,
+		devenv_outb(&env, COM1 + MCR, 0x10);
+		devenv_outb(&env, COM1 + IER, 0);
+		is_int(bus_dispatch(env.ctx.pio, COM1 + 6, 4, false, &v), 0,
 		       "4-byte read crossing the end is handled");
 		is_int(v >> 16, 0xffff, "bytes past the device read ones");
 		v = 0x41;
-		is_int(bus_dispatch(ctx.pio, COM1, 0, true, &v), 0,
+		is_int(bus_dispatch(env.ctx.pio, COM1, 0, true, &v), 0,
 		       "size 0 ignored");
-		is_int(bus_dispatch(ctx.pio, COM1, 9, false, &v), 0,
+		is_int(bus_dispatch(env.ctx.pio, COM1, 9, false, &v), 0,
 		       "size 9 ignored");
-		out(COM1, 2, 0x0041); /* THR 'A', IER 0 */
-		is_int(inb(COM1 + RBR), 'A', "2-byte write is split in bytes");
-		outb(COM1 + LSR, 0x00);
-		outb(COM1 + MSR, 0xff);
-		is_int(inb(COM1 + LSR), 0x60, "LSR writes ignored");
+		devenv_out(&env, COM1, 2, 0x0041); /* THR 'A', IER 0 */
+		is_int(devenv_inb(&env, COM1 + RBR), 'A',
+		       "2-byte write is split in bytes");
+		devenv_outb(&env, COM1 + LSR, 0x00);
+		devenv_outb(&env, COM1 + MSR, 0xff);
+		is_int(devenv_inb(&env, COM1 + LSR), 0x60,
+		       "LSR writes ignored");
 	}
 	{
 		unsigned seed = 12345, bad = 0;
@@ -351,96 +285,91 @@ static void test_registers(void)
 			port = COM1 + ((seed >> 8) & 7);
 			size = 1u << ((seed >> 12) & 3);
 			v = seed * 2654435761u;
-			(void)bus_dispatch(ctx.pio, port, size,
+			(void)bus_dispatch(env.ctx.pio, port, size,
 					   (seed >> 16) & 1, &v);
-			if (!(inb(COM1 + LSR) & 0x20) &&
-			    !(inb(COM1 + LCR) & 0x80))
+			if (!(devenv_inb(&env, COM1 + LSR) & 0x20) &&
+			    !(devenv_inb(&env, COM1 + LCR) & 0x80))
 				bad++;
 		}
 		is_int(bad, 0, "200000 random accesses: no crash, THRE holds");
 	}
 	uart_isa_destroy(d);
-	is_int(r.level[COM1_IRQ], 0, "line released at destroy");
-	ok(!bus_claimed(ctx.pio, COM1), "COM1 ports released");
-	ctx_fini(&ctx);
+	is_int(env.rec.level[COM1_IRQ], 0, "line released at destroy");
+	ok(!bus_claimed(env.ctx.pio, COM1), "COM1 ports released");
+	devenv_fini(&env);
 }
 
 /* ---- backends ---- */
 
 static void test_tty_backend(void)
 {
-	struct devctx ctx;
-	struct rec r;
-	struct loop l;
+	struct devenv env;
 	struct uart_isa *d = NULL;
 	uint8_t buf[64];
 	char *slave;
 	int m;
 
-	ctx_init(&ctx, &r);
-	g_ctx = &ctx;
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "/dev/null",
+	devenv_init(&env, 0);
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "/dev/null",
 			       "lpc.com1.path", &d),
 	       -ENOTTY, "/dev/null: not a tty");
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "/nonexistent/tty",
-			       "lpc.com1.path", &d),
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ,
+			       "/nonexistent/tty", "lpc.com1.path", &d),
 	       -ENOENT, "missing path fails with ENOENT");
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "/dev/ptmx",
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "/dev/ptmx",
 			       "lpc.com1.path", &d),
 	       -EINVAL, "/dev/ptmx refused (needs an existing tty)");
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "",
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "",
 			       "lpc.com1.path", &d),
 	       -EINVAL, "empty path refused");
-	ok(!bus_claimed(ctx.pio, COM1), "failed creates left no ports");
+	ok(!bus_claimed(env.ctx.pio, COM1), "failed creates left no ports");
 
 	m = posix_openpt(O_RDWR | O_NOCTTY);
 	if (m < 0 || grantpt(m) || unlockpt(m) || !(slave = ptsname(m))) {
 		ok(1, "# SKIP no pty available");
-		ctx_fini(&ctx);
+		devenv_fini(&env);
 		return;
 	}
-	loop_start(&l);
-	ctx.ev = l.ev;
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, slave,
+	devenv_loop_start(&env);
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, slave,
 			       "lpc.com1.path", &d),
 	       0, "pty slave %s accepted", slave);
 	if (!d)
 		goto out;
-	outb(COM1 + IER, 0x01);
+	devenv_outb(&env, COM1 + IER, 0x01);
 	if (write(m, "hello\n", 6) != 6)
 		diag("write to pty master failed");
 	{
-		size_t n = guest_read(COM1, buf, 6, 2000);
+		size_t n = guest_read(&env, COM1, buf, 6, 2000);
 
 		buf[n] = 0;
 		is_str((char *)buf, "hello\n",
 		       "input from the pty reaches RBR "
 		       "unchanged (raw mode)");
 	}
-	ok(r.rises[COM1_IRQ] >= 1, "RX data raised IRQ 4");
-	outb(COM1, 'o');
-	outb(COM1, 'k');
-	outb(COM1, '\n');
+	ok(devenv_rises(&env, COM1_IRQ) >= 1, "RX data raised IRQ 4");
+	devenv_outb(&env, COM1, 'o');
+	devenv_outb(&env, COM1, 'k');
+	devenv_outb(&env, COM1, '\n');
 	is_int(host_read(m, buf, 3, 2000), 3, "output reaches the pty");
 	ok(!memcmp(buf, "ok\n", 3), "output bytes unchanged");
 	uart_isa_destroy(d);
 	d = NULL;
 	/* The hung-up case: closing the master must not spin or crash. */
-	is_int(uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, slave,
+	is_int(uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, slave,
 			       "lpc.com1.path", &d),
 	       0, "reopen the pty slave");
 	close(m);
 	m = -1;
-	sleep_ms(50);
-	outb(COM1, 'x');
+	devenv_sleep_ms(50);
+	devenv_outb(&env, COM1, 'x');
 	ok(1, "writes after hang-up do not block");
 out:
-	loop_stop(&l);
+	devenv_loop_stop(&env);
 	uart_isa_destroy(d);
 	if (m >= 0)
 		close(m);
-	event_loop_free(l.ev);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 static int tcp_connect(uint16_t port)
@@ -473,9 +402,7 @@ static void test_tcp_backend(void)
 		"tcp=127.0.0.1:",
 		"tcp=300.1.1.1:5",
 	};
-	struct devctx ctx;
-	struct rec r;
-	struct loop l;
+	struct devenv env;
 	struct uart_isa *d = NULL;
 	struct uart_backend *be;
 	uint8_t buf[128];
@@ -483,15 +410,13 @@ static void test_tcp_backend(void)
 	int c1 = -1, c2 = -1, c3 = -1;
 	unsigned i;
 
-	ctx_init(&ctx, &r);
-	g_ctx = &ctx;
+	devenv_init(&env, 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		is_int(uart_isa_create(&ctx, "com2", COM2_PORT, COM2_IRQ,
+		is_int(uart_isa_create(&env.ctx, "com2", COM2_PORT, COM2_IRQ,
 				       bad[i], "lpc.com2.path", &d),
 		       -EINVAL, "bad spec '%s' refused", bad[i]);
-	loop_start(&l);
-	ctx.ev = l.ev;
-	is_int(uart_isa_create(&ctx, "com2", COM2_PORT, COM2_IRQ,
+	devenv_loop_start(&env);
+	is_int(uart_isa_create(&env.ctx, "com2", COM2_PORT, COM2_IRQ,
 			       "tcp=127.0.0.1:0", "lpc.com2.path", &d),
 	       0, "tcp=127.0.0.1:0 listens");
 	if (!d)
@@ -500,15 +425,15 @@ static void test_tcp_backend(void)
 	port = uart_backend_tcp_port(be);
 	ok(port != 0, "bound to ephemeral port %u", port);
 
-	outb(COM2_PORT, '!');
+	devenv_outb(&env, COM2_PORT, '!');
 	is_int(uart_backend_dropped(be), 0,
 	       "no client: output silently "
 	       "discarded, not counted");
 	c1 = tcp_connect(port);
 	ok(c1 >= 0, "first client connects");
-	sleep_ms(50);
+	devenv_sleep_ms(50);
 	for (i = 0; i < 5; i++)
-		outb(COM2_PORT, (uint8_t)("guest"[i]));
+		devenv_outb(&env, COM2_PORT, (uint8_t)("guest"[i]));
 	is_int(host_read(c1, buf, 5, 2000), 5, "client receives output");
 	ok(!memcmp(buf, "guest", 5), "output bytes intact");
 
@@ -523,35 +448,36 @@ static void test_tcp_backend(void)
 		ok(n <= 0, "second client is closed at once");
 	}
 	/* Flow control: 40 bytes through a 16-byte FIFO. */
-	outb(COM2_PORT + IIR, 0x01);
+	devenv_outb(&env, COM2_PORT + IIR, 0x01);
 	for (i = 0; i < 40; i++)
 		buf[i] = (uint8_t)(' ' + i);
 	is_int(write(c1, buf, 40), 40, "client sends 40 bytes");
-	sleep_ms(100);
-	is_int(inb(COM2_PORT + LSR) & 0x03, 0x01,
+	devenv_sleep_ms(100);
+	is_int(devenv_inb(&env, COM2_PORT + LSR) & 0x03, 0x01,
 	       "FIFO full: data ready and no overrun");
 	{
 		uint8_t got[64];
-		size_t n = guest_read(COM2_PORT, got, 40, 3000);
+		size_t n = guest_read(&env, COM2_PORT, got, 40, 3000);
 
 		is_int(n, 40, "all 40 bytes delivered after the guest drains");
 		ok(!memcmp(got, buf, 40), "in order");
-		is_int(inb(COM2_PORT + LSR) & 0x02, 0, "never overran");
+		is_int(devenv_inb(&env, COM2_PORT + LSR) & 0x02, 0,
+		       "never overran");
 	}
 	close(c1);
 	c1 = -1;
-	sleep_ms(100);
+	devenv_sleep_ms(100);
 	c3 = tcp_connect(port);
 	ok(c3 >= 0, "a new client after the first left");
-	sleep_ms(50);
-	outb(COM2_PORT, 'Z');
+	devenv_sleep_ms(50);
+	devenv_outb(&env, COM2_PORT, 'Z');
 	is_int(host_read(c3, buf, 1, 2000), 1, "the new client gets output");
 	is_int(write(c3, "q", 1), 1, "new client sends");
-	is_int(guest_read(COM2_PORT, buf, 1, 2000), 1,
+	is_int(guest_read(&env, COM2_PORT, buf, 1, 2000), 1,
 	       "the new client's input arrives");
 	is_int(buf[0], 'q', "right byte");
 out:
-	loop_stop(&l);
+	devenv_loop_stop(&env);
 	uart_isa_destroy(d);
 	if (c1 >= 0)
 		close(c1);
@@ -559,27 +485,25 @@ out:
 		close(c2);
 	if (c3 >= 0)
 		close(c3);
-	event_loop_free(l.ev);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 static void test_tcp_v6(void)
 {
-	struct devctx ctx;
-	struct rec r;
+	struct devenv env;
 	struct uart_isa *d = NULL;
 	int rc;
 
-	ctx_init(&ctx, &r);
-	rc = uart_isa_create(&ctx, "com4", COM4_PORT, COM4_IRQ, "tcp=[::1]:0",
-			     "lpc.com4.path", &d);
+	devenv_init(&env, 0);
+	rc = uart_isa_create(&env.ctx, "com4", COM4_PORT, COM4_IRQ,
+			     "tcp=[::1]:0", "lpc.com4.path", &d);
 	if (rc == 0)
 		ok(uart_backend_tcp_port(uart_get_backend(uart_isa_core(d))),
 		   "tcp=[::1]:0 listens");
 	else
 		ok(1, "# SKIP no IPv6 loopback (%d)", rc);
 	uart_isa_destroy(d);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 /*
@@ -588,9 +512,7 @@ static void test_tcp_v6(void)
  */
 static void test_stdio_backend(void)
 {
-	struct devctx ctx;
-	struct rec r;
-	struct loop l;
+	struct devenv env;
 	struct uart_isa *d = NULL, *d2 = NULL;
 	int in_p[2], out_p[2], sp[2], save0, save1, rc, rc2;
 	uint8_t buf[16];
@@ -598,32 +520,30 @@ static void test_stdio_backend(void)
 	uint64_t dropped = 0, dropped_sock = 0;
 	int i;
 
-	ctx_init(&ctx, &r);
-	g_ctx = &ctx;
+	devenv_init(&env, 0);
 	if (pipe(in_p) || pipe(out_p) ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
 		abort();
-	loop_start(&l);
-	ctx.ev = l.ev;
+	devenv_loop_start(&env);
 	fflush(stdout);
 	save0 = dup(0);
 	save1 = dup(1);
 	dup2(in_p[0], 0);
 	dup2(out_p[1], 1);
-	rc = uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "stdio",
+	rc = uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "stdio",
 			     "lpc.com1.path", &d);
-	rc2 = uart_isa_create(&ctx, "com2", COM2_PORT, COM2_IRQ, "stdio",
+	rc2 = uart_isa_create(&env.ctx, "com2", COM2_PORT, COM2_IRQ, "stdio",
 			      "lpc.com2.path", &d2);
 	if (rc == 0) {
 		if (write(in_p[1], "in", 2) != 2)
 			abort();
-		n_in = guest_read(COM1, buf, 2, 2000);
-		outb(COM1, 'O');
-		outb(COM1, 'K');
+		n_in = guest_read(&env, COM1, buf, 2, 2000);
+		devenv_outb(&env, COM1, 'O');
+		devenv_outb(&env, COM1, 'K');
 		n_out = host_read(out_p[0], buf + 2, 2, 2000);
 		/* Fill the pipe: the vCPU must not block. */
 		for (i = 0; i < 70000; i++)
-			outb(COM1, 'x');
+			devenv_outb(&env, COM1, 'x');
 		dropped = uart_backend_dropped(
 			uart_get_backend(uart_isa_core(d)));
 		uart_isa_destroy(d);
@@ -631,14 +551,14 @@ static void test_stdio_backend(void)
 	}
 	/* stdout as a socket: no own file description, writes are polled. */
 	dup2(sp[0], 1);
-	if (uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "stdio",
+	if (uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "stdio",
 			    "lpc.com1.path", &d) == 0) {
 		for (i = 0; i < 400000; i++)
-			outb(COM1, 'y');
+			devenv_outb(&env, COM1, 'y');
 		dropped_sock = uart_backend_dropped(
 			uart_get_backend(uart_isa_core(d)));
 	}
-	loop_stop(&l);
+	devenv_loop_stop(&env);
 	uart_isa_destroy(d);
 	uart_isa_destroy(d2);
 	dup2(save0, 0);
@@ -665,32 +585,30 @@ static void test_stdio_backend(void)
 		close(out_p[i]);
 		close(sp[i]);
 	}
-	event_loop_free(l.ev);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 /* stdio whose stdin is a tty: raw mode while open, restored at close. */
 static void test_stdio_raw(void)
 {
-	struct devctx ctx;
-	struct rec r;
+	struct devenv env;
 	struct uart_isa *d = NULL;
 	struct termios before, during, after;
 	char *slave;
 	int m, s, save0, rc;
 
-	ctx_init(&ctx, &r);
+	devenv_init(&env, 0);
 	m = posix_openpt(O_RDWR | O_NOCTTY);
 	if (m < 0 || grantpt(m) || unlockpt(m) || !(slave = ptsname(m)) ||
 	    (s = open(slave, O_RDWR | O_NOCTTY)) < 0) {
 		ok(1, "# SKIP no pty available");
-		ctx_fini(&ctx);
+		devenv_fini(&env);
 		return;
 	}
 	save0 = dup(0);
 	dup2(s, 0);
 	tcgetattr(0, &before);
-	rc = uart_isa_create(&ctx, "com1", COM1, COM1_IRQ, "stdio",
+	rc = uart_isa_create(&env.ctx, "com1", COM1, COM1_IRQ, "stdio",
 			     "lpc.com1.path", &d);
 	tcgetattr(0, &during);
 	uart_isa_destroy(d);
@@ -707,7 +625,7 @@ static void test_stdio_raw(void)
 	   "settings restored at close");
 	close(s);
 	close(m);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 /* ---- LPC models ---- */
@@ -716,14 +634,12 @@ static void test_lpc_models(void)
 {
 	struct cfg_node *root = cfg_new(), *lpc;
 	const struct devmodel *m;
-	struct devctx ctx;
-	struct rec r;
+	struct devenv env;
 	uint16_t ports[4];
 	uint8_t irqs[4];
 	int n;
 
-	ctx_init(&ctx, &r);
-	g_ctx = &ctx;
+	devenv_init(&env, 0);
 	lpc = cfg_create(root, "lpc");
 	m = devmodel_find_kind("com1", DEVMODEL_LPC);
 	ok(m && m->parse_legacy && m->lpc_init, "com1 is an LPC model");
@@ -745,22 +661,24 @@ static void test_lpc_models(void)
 	   "COM1 0x3f8/4 and COM3 0x3e8/4");
 	is_int(uart_lpc_ports(lpc, ports, irqs, 1), 1, "max respected");
 	is_int(uart_lpc_ports(NULL, ports, irqs, 4), 0, "no lpc node: none");
-	is_int(m->lpc_init(&ctx, lpc), 0, "lpc_init creates COM1");
-	ok(bus_claimed(ctx.pio, 0x3f8), "COM1 at 0x3f8");
-	is_int(m->lpc_init(&ctx, lpc), -EEXIST, "a second COM1 refused");
-	is_int(devmodel_find_kind("com2", DEVMODEL_LPC)->lpc_init(&ctx, lpc), 0,
-	       "com2 unconfigured: nothing");
-	ok(!bus_claimed(ctx.pio, 0x2f8), "COM2 not created");
+	is_int(m->lpc_init(&env.ctx, lpc), 0, "lpc_init creates COM1");
+	ok(bus_claimed(env.ctx.pio, 0x3f8), "COM1 at 0x3f8");
+	is_int(m->lpc_init(&env.ctx, lpc), -EEXIST, "a second COM1 refused");
+	is_int(devmodel_find_kind("com2", DEVMODEL_LPC)
+		       ->lpc_init(&env.ctx, lpc),
+	       0, "com2 unconfigured: nothing");
+	ok(!bus_claimed(env.ctx.pio, 0x2f8), "COM2 not created");
 	cfg_set(lpc, "com2.path", "/dev/null");
-	is_int(devmodel_find_kind("com2", DEVMODEL_LPC)->lpc_init(&ctx, lpc),
+	is_int(devmodel_find_kind("com2", DEVMODEL_LPC)
+		       ->lpc_init(&env.ctx, lpc),
 	       -ENOTTY, "com2 with a bad path fails");
 	uart_lpc_release();
-	ok(!bus_claimed(ctx.pio, 0x3f8), "released");
-	is_int(m->lpc_init(&ctx, lpc), 0, "COM1 can be created again");
+	ok(!bus_claimed(env.ctx.pio, 0x3f8), "released");
+	is_int(m->lpc_init(&env.ctx, lpc), 0, "COM1 can be created again");
 	uart_lpc_release();
 out:
 	cfg_free(root);
-	ctx_fini(&ctx);
+	devenv_fini(&env);
 }
 
 int main(void)

@@ -145,38 +145,6 @@ static void test_parse(void)
 
 /* ---- machine with an event loop ---- */
 
-static int machine_new(struct vdrv_machine *m, struct event_loop *ev,
-		       const char *const *kv)
-{
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	m->exit_status = -1;
-	m->ram = aligned_alloc(4096, VDRV_RAM);
-	if (!m->ram)
-		return -ENOMEM;
-	memset(m->ram, 0, VDRV_RAM);
-	gmem_init_fake(&m->mem, m->ram, VDRV_RAM);
-	m->cfg = cfg_new();
-	for (; *kv; kv += 2)
-		cfg_set(m->cfg, kv[0], kv[1]);
-	bus_new(&m->ctx.pio, "pio");
-	bus_new(&m->ctx.mmio, "mmio");
-	m->ctx.mem = &m->mem;
-	m->ctx.root = m->cfg;
-	m->ctx.ev = ev;
-	m->ctx.irq = (struct irq_sink){
-		.set_irq = vdrv_set_irq_, .msi = vdrv_msi_, .opaque = m};
-	m->ctx.exit = vdrv_exit_;
-	m->ctx.opaque = m;
-	m->brk = 0x100000;
-	if ((rc = pci_root_new(&m->ctx, &m->root)))
-		return rc;
-	if ((rc = pci_create_devices(m->root, m->cfg)))
-		return rc;
-	return pci_assign_bars(m->root);
-}
-
 static void *loop_main(void *arg)
 {
 	event_loop_run(arg);
@@ -374,7 +342,7 @@ static int rig_up(struct rig *r, const char *const *kv)
 
 	if (event_loop_new(&r->ev))
 		return -1;
-	rc = machine_new(&r->m, r->ev, kv);
+	rc = vdrv_machine_new_ev(&r->m, kv, r->ev);
 	if (rc)
 		return rc;
 	return pthread_create(&r->th, NULL, loop_main, r->ev) ? -1 : 0;
@@ -738,7 +706,7 @@ static int try_machine(const char *const *kv)
 
 	if (event_loop_new(&ev))
 		return -1;
-	rc = machine_new(&m, ev, kv);
+	rc = vdrv_machine_new_ev(&m, kv, ev);
 	vdrv_machine_free(&m);
 	event_loop_free(ev);
 	return rc;

@@ -5,10 +5,13 @@
  * virtio function through its modern or legacy registers exactly as a
  * guest would, builds split virtqueues in the fake RAM, posts chains and
  * reads the used ring.  Header-only; single-threaded use; include once.
+ * A device that needs the event loop gets it through
+ * vdrv_machine_new_ev(); the caller runs the loop.
  */
 #ifndef KHYVE_TESTS_DEV_VDRV_H
 #define KHYVE_TESTS_DEV_VDRV_H
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,9 +82,15 @@ static void vdrv_exit_(void *o, int status, const char *why)
 	((struct vdrv_machine *)o)->exit_status = status;
 }
 
-/* Build a machine from "key", "value" pairs (NULL-terminated). */
-static inline int vdrv_machine_new(struct vdrv_machine *m,
-				   const char *const *kv)
+/*
+ * Build a machine from "key", "value" pairs (NULL-terminated) whose
+ * devices see event loop 'ev' (NULL: none) in their devctx from the
+ * moment they are created.  Returns 0 or -errno (a model's init error);
+ * call vdrv_machine_free() either way.
+ */
+static inline int vdrv_machine_new_ev(struct vdrv_machine *m,
+				      const char *const *kv,
+				      struct event_loop *ev)
 {
 	int rc;
 
@@ -89,7 +98,7 @@ static inline int vdrv_machine_new(struct vdrv_machine *m,
 	m->exit_status = -1;
 	m->ram = aligned_alloc(4096, VDRV_RAM);
 	if (!m->ram)
-		return -1;
+		return -ENOMEM;
 	memset(m->ram, 0, VDRV_RAM);
 	gmem_init_fake(&m->mem, m->ram, VDRV_RAM);
 	m->cfg = cfg_new();
@@ -99,6 +108,7 @@ static inline int vdrv_machine_new(struct vdrv_machine *m,
 	bus_new(&m->ctx.mmio, "mmio");
 	m->ctx.mem = &m->mem;
 	m->ctx.root = m->cfg;
+	m->ctx.ev = ev;
 	m->ctx.irq = (struct irq_sink){
 		.set_irq = vdrv_set_irq_, .msi = vdrv_msi_, .opaque = m};
 	m->ctx.exit = vdrv_exit_;
@@ -109,6 +119,13 @@ static inline int vdrv_machine_new(struct vdrv_machine *m,
 	if ((rc = pci_create_devices(m->root, m->cfg)))
 		return rc;
 	return pci_assign_bars(m->root);
+}
+
+/* vdrv_machine_new_ev() without an event loop. */
+static inline int vdrv_machine_new(struct vdrv_machine *m,
+				   const char *const *kv)
+{
+	return vdrv_machine_new_ev(m, kv, NULL);
 }
 
 static inline void vdrv_machine_free(struct vdrv_machine *m)

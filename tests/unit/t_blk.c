@@ -35,6 +35,7 @@
 #include "block/blk_backend.h"
 #include "config/config.h"
 #include "lib/log.h"
+#include "tests/capture.h"
 #include "tests/tap.h"
 
 #define KIB 1024ULL
@@ -43,34 +44,7 @@
 
 /* ---- stderr capture ---- */
 
-static char cap_buf[16384];
-static int cap_fd = -1, cap_saved = -1;
-
-static void cap_start(void)
-{
-	char tmpl[] = "/tmp/t_blk.cap.XXXXXX";
-
-	fflush(stderr);
-	cap_fd = mkstemp(tmpl);
-	if (cap_fd < 0)
-		abort();
-	unlink(tmpl);
-	cap_saved = dup(STDERR_FILENO);
-	dup2(cap_fd, STDERR_FILENO);
-}
-
-static const char *cap_end(void)
-{
-	ssize_t n;
-
-	dup2(cap_saved, STDERR_FILENO);
-	close(cap_saved);
-	lseek(cap_fd, 0, SEEK_SET);
-	n = read(cap_fd, cap_buf, sizeof(cap_buf) - 1);
-	cap_buf[n > 0 ? n : 0] = '\0';
-	close(cap_fd);
-	return cap_buf;
-}
+static struct capture cap;
 
 static int count_lines(const char *s)
 {
@@ -431,9 +405,9 @@ static void test_opts_malformed(void)
 		if (strcmp(bad[i].key, "path") != 0)
 			cfg_set(n, "path", "disk.img");
 		cfg_set(n, bad[i].key, bad[i].val);
-		cap_start();
+		capture_begin(&cap, STDERR_FILENO);
 		rc = blk_opts_from_cfg(n, &o);
-		err = cap_end();
+		err = capture_end(&cap);
 		is_int(rc, -EINVAL, "malformed %s='%s' refused", bad[i].key,
 		       bad[i].val);
 		ok_line(err, bad[i].want,
@@ -442,35 +416,35 @@ static void test_opts_malformed(void)
 	}
 
 	n = dev_node(NULL);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_opts_from_cfg(n, &o);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "no path refused");
 	ok_line(err, "pci.0.3.0.path: missing",
 		"no path: one line naming pci.0.3.0.path");
 
 	n = dev_node(NULL);
 	cfg_set(n, "path", "%(nosuch.key)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_opts_from_cfg(n, &o);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "path with a broken %%() reference refused");
 	is_int(count_lines(err), 1, "broken reference: one line");
 
 	n = dev_node(NULL);
 	cfg_set(n, "path.x", "1");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_opts_from_cfg(n, &o);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "path that is a node refused");
 	ok_line(err, "pci.0.3.0.path", "path node: one line naming it");
 
 	n = dev_node(NULL);
 	cfg_set(n, "path", "d.img");
 	cfg_set(n, "sectorsize.a", "512");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_opts_from_cfg(n, &o);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "sectorsize that is a node refused");
 	ok_line(err, "pci.0.3.0.sectorsize", "sectorsize node: one line");
 }
@@ -509,18 +483,18 @@ static void test_legacy(void)
 	is_str(cfg_get(n, "ro"), "true", "legacy: ro after empty item");
 
 	n = dev_node(NULL);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_parse_legacy(n, "d.img,=x");
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "legacy: empty option name refused");
 	is_int(count_lines(err), 1, "legacy: one error line");
 
 	n = dev_node(NULL);
 	is_int(blk_parse_legacy(n, "d.img,sectorsize=100"), 0,
 	       "legacy: bad value stored");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_opts_from_cfg(n, &o);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "legacy: bad value caught when read");
 	ok_line(err, "pci.0.3.0.sectorsize",
 		"legacy: error names the full key");
@@ -559,9 +533,9 @@ static void test_schema(void)
 	is_int(cfg_check(n, s1), 0, "schema: every block key known");
 	cfg_set(n, "ser", "ABC");
 	is_int(cfg_check(n, s2), 0, "schema: BLK_CFG_KEYS merges with ser");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = cfg_check(n, s1);
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EINVAL, "schema: ser unknown to the bare table");
 	ok_line(err, "pci.0.3.0.ser", "schema: names the key");
 
@@ -570,9 +544,9 @@ static void test_schema(void)
 	cfg_set(n, "port.1.ro", "true");
 	is_int(cfg_check(n, s3), 0, "schema: BLK_CFG_KEYS_AT(port.*.)");
 	cfg_set(n, "port.1.ro", "perhaps");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = cfg_check(n, s3);
-	cap_end();
+	capture_end(&cap);
 	is_int(rc, -EINVAL, "schema: bool type checked");
 }
 
@@ -583,9 +557,9 @@ static int open_capture(const struct blk_opts *o, struct blk **b,
 {
 	int rc;
 
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = blk_open(o, 2, b);
-	*err = cap_end();
+	*err = capture_end(&cap);
 	return rc;
 }
 
@@ -1863,9 +1837,9 @@ static void test_hdr_guard(void)
 	memset(sec, 0, sizeof(sec));
 	memcpy(sec, "QFI\xfb", 4);
 	is_int(blk_open(&o, 1, &b), 0, "guard: open (probed)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	rc = run_buf(b, BLK_WRITE, 0, sec, sizeof(sec));
-	err = cap_end();
+	err = capture_end(&cap);
 	is_int(rc, -EPERM, "guard: qcow2 magic at 0 refused");
 	ok_line(err, "qcow2 signature", "guard: warned");
 	is_int(run_buf(b, BLK_WRITE, 512, sec, sizeof(sec)), 0,

@@ -18,41 +18,14 @@
 
 #include "config/config.h"
 #include "lib/log.h"
+#include "tests/capture.h"
 #include "tests/tap.h"
 
 #define MIB (1024ULL * 1024)
 
 /* ---- stderr capture ---- */
 
-static char cap_buf[16384];
-static int cap_fd = -1, cap_saved = -1;
-
-static void cap_start(void)
-{
-	char tmpl[] = "/tmp/t_config.XXXXXX";
-
-	fflush(stderr);
-	cap_fd = mkstemp(tmpl);
-	if (cap_fd < 0)
-		abort();
-	unlink(tmpl);
-	cap_saved = dup(STDERR_FILENO);
-	dup2(cap_fd, STDERR_FILENO);
-}
-
-static const char *cap_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(cap_saved, STDERR_FILENO);
-	close(cap_saved);
-	lseek(cap_fd, 0, SEEK_SET);
-	n = read(cap_fd, cap_buf, sizeof(cap_buf) - 1);
-	cap_buf[n > 0 ? n : 0] = '\0';
-	close(cap_fd);
-	return cap_buf;
-}
+static struct capture cap;
 
 /* ---- helpers ---- */
 
@@ -155,34 +128,34 @@ static void test_conflicts(void)
 	int i;
 
 	cfg_set(root, "memory.size", "1G");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, "memory.size.x", "2"), -EINVAL,
 	       "value below a leaf");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: memory.size holds a value, it cannot have children\n",
 	       "leaf-in-the-way message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_create(root, "memory.size.x") == NULL, "create below a leaf");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: memory.size holds a value, it cannot have children\n",
 	       "create message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_create(root, "memory.size") == NULL, "create on a leaf");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: memory.size holds a value, it cannot have children\n",
 	       "create-on-leaf message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, "memory", "3"), -EINVAL, "value on a node");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: memory is a configuration node, not a value\n",
 	       "node message");
 	is_str(cfg_get(root, "memory.size"), "1G", "old value intact");
 
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, "a..b", "1"), -EINVAL, "empty component");
-	is_str(cap_end(), "khyve: invalid configuration path 'a..b'\n",
+	is_str(capture_end(&cap), "khyve: invalid configuration path 'a..b'\n",
 	       "empty component message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, ".a", "1"), -EINVAL, "leading dot");
 	is_int(cfg_set(root, "a.", "1"), -EINVAL, "trailing dot");
 	is_int(cfg_set(root, "", "1"), -EINVAL, "empty path");
@@ -191,15 +164,15 @@ static void test_conflicts(void)
 	is_int(cfg_set(root, "a%b", "1"), -EINVAL, "'%%' in a name");
 	is_int(cfg_set(root, "a\tb", "1"), -EINVAL, "tab in a name");
 	is_int(cfg_set(root, "ok", NULL), -EINVAL, "NULL value");
-	cap_end();
+	capture_end(&cap);
 	ok(cfg_find(root, "a") == NULL, "failed sets created nothing");
 
 	deep[0] = '\0';
 	for (i = 0; i < 33; i++)
 		strcat(deep, i ? ".d" : "d");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, deep, "1"), -EINVAL, "33 levels rejected");
-	ok(strstr(cap_end(), "more than 32 levels deep") != NULL,
+	ok(strstr(capture_end(&cap), "more than 32 levels deep") != NULL,
 	   "depth message");
 	deep[strlen(deep) - 2] = '\0';
 	is_int(cfg_set(root, deep, "1"), 0, "32 levels accepted");
@@ -209,9 +182,9 @@ static void test_conflicts(void)
 	   "deep path");
 	memset(longname, 'n', 128);
 	longname[128] = '\0';
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_set(root, longname, "1"), -EINVAL, "128-byte name rejected");
-	cap_end();
+	capture_end(&cap);
 	longname[127] = '\0';
 	is_int(cfg_set(root, longname, "1"), 0, "127-byte name accepted");
 	cfg_free(root);
@@ -242,26 +215,26 @@ static void test_expand(void)
 	is_str(cfg_get(root, "b"), "bye world", "cache follows changes");
 	is_str(cfg_get(root, "e"), "[bye world]bye", "nested cache follows");
 	cfg_unset(root, "a");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_get(root, "b") == NULL && errno == EINVAL,
 	   "reference to an unset key");
-	is_str(cap_end(), "khyve: b: unknown reference %(a)\n",
+	is_str(capture_end(&cap), "khyve: b: unknown reference %(a)\n",
 	       "unknown reference message");
 	cfg_set(root, "a", "x");
 	is_str(cfg_get(root, "b"), "x world", "works again once set");
 
 	cfg_set(root, "loop1", "%(loop2)");
 	cfg_set(root, "loop2", "%(loop1)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_get(root, "loop1") == NULL && errno == ELOOP, "cycle: ELOOP");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: loop1: references nest deeper than 15 levels (a "
 	       "cycle?)\n",
 	       "cycle message");
 	cfg_set(root, "self", "x%(self)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_get(root, "self") == NULL && errno == ELOOP, "self reference");
-	cap_end();
+	capture_end(&cap);
 
 	/* k0 -> k1 -> ... -> k15 is 15 levels: fine; 16 is too deep */
 	for (i = 0; i <= 16; i++) {
@@ -271,38 +244,38 @@ static void test_expand(void)
 	}
 	cfg_set(root, "chain.k16", "end");
 	is_str(cfg_get(root, "chain.k1"), "end", "15 nested references");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	ok(cfg_get(root, "chain.k0") == NULL && errno == ELOOP,
 	   "16 nested references fail");
-	cap_end();
+	capture_end(&cap);
 
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	cfg_set(root, "bad1", "%(a");
 	ok(cfg_get(root, "bad1") == NULL && errno == EINVAL, "unterminated");
-	is_str(cap_end(), "khyve: bad1: unterminated %( in '%(a'\n",
+	is_str(capture_end(&cap), "khyve: bad1: unterminated %( in '%(a'\n",
 	       "unterminated message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	cfg_set(root, "bad2", "50%");
 	ok(cfg_get(root, "bad2") == NULL && errno == EINVAL, "trailing %%");
 	cfg_set(root, "bad3", "%x");
 	ok(cfg_get(root, "bad3") == NULL && errno == EINVAL, "stray %%x");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: bad2: stray '%' in '50%' (write %% for a literal %)\n"
 	       "khyve: bad3: stray '%' in '%x' (write %% for a literal %)\n",
 	       "stray %% messages");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	cfg_set(root, "bad4", "%(dir)");
 	ok(cfg_get(root, "bad4") == NULL && errno == EINVAL,
 	   "reference to a node");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: bad4: %(dir) is a configuration node, not "
 	       "a value\n",
 	       "node reference message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	cfg_set(root, "bad5", "%()");
 	ok(cfg_get(root, "bad5") == NULL && errno == EINVAL, "empty ref");
 	ok(cfg_get(root, "dir") == NULL && errno == EINVAL, "get on a node");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: bad5: unknown reference %()\n"
 	       "khyve: dir: is a configuration node, not a value\n",
 	       "empty reference and node messages");
@@ -319,10 +292,10 @@ static void test_expand(void)
 				 i + 1, i + 1, i + 1, i + 1);
 		cfg_set(root, key, val);
 	}
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	v = cfg_get(root, "bomb.l0");
 	ok(v == NULL, "reference explosion is bounded");
-	ok(strstr(cap_end(), "more than 10000 references") != NULL,
+	ok(strstr(capture_end(&cap), "more than 10000 references") != NULL,
 	   "explosion message");
 	is_int(strlen(cfg_get(root, "bomb.l2")), 1024, "4^5 expansion is fine");
 	cfg_free(root);
@@ -356,9 +329,9 @@ static void test_bool(void)
 	b = false;
 	ok(cfg_get_bool(root, "x.flag", true, &b) == 0 && b, "unset -> def");
 	cfg_set(root, "x.flag", "maybe");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_bool(root, "x.flag", true, &b), -EINVAL, "malformed");
-	is_str(cap_end(), "khyve: x.flag: invalid bool 'maybe'\n",
+	is_str(capture_end(&cap), "khyve: x.flag: invalid bool 'maybe'\n",
 	       "malformed bool message");
 	cfg_set(root, "t", "off");
 	cfg_set(root, "x.flag", "%(t)");
@@ -366,14 +339,14 @@ static void test_bool(void)
 	ok(cfg_get_bool(root, "x.flag", true, &b) == 0 && !b,
 	   "bool through a reference");
 	cfg_set(root, "x.flag", "%(nope)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_bool(root, "x.flag", true, &b), -EINVAL,
 	       "bool with a bad reference");
-	is_str(cap_end(), "khyve: x.flag: unknown reference %(nope)\n",
+	is_str(capture_end(&cap), "khyve: x.flag: unknown reference %(nope)\n",
 	       "bad reference logged once");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_bool(root, "x", true, &b), -EINVAL, "bool on a node");
-	cap_end();
+	capture_end(&cap);
 	cfg_free(root);
 }
 
@@ -413,23 +386,23 @@ static void test_u64(void)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cfg_set(root, "n", bad[i]);
-		cap_start();
+		capture_begin(&cap, STDERR_FILENO);
 		is_int(cfg_get_u64(root, "n", 0, 0, UINT64_MAX, &v), -EINVAL,
 		       "bad u64 '%s'", bad[i]);
 		snprintf(msg, sizeof(msg), "khyve: n: invalid integer '%s'\n",
 			 bad[i]);
-		is_str(cap_end(), msg, "bad u64 message '%s'", bad[i]);
+		is_str(capture_end(&cap), msg, "bad u64 message '%s'", bad[i]);
 	}
 	cfg_set(root, "n", "11");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_u64(root, "n", 0, 1, 10, &v), -EINVAL, "above max");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: n: invalid integer '11' (must be between 1 and 10)\n",
 	       "range message");
 	cfg_set(root, "n", "0");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_u64(root, "n", 5, 1, 10, &v), -EINVAL, "below min");
-	cap_end();
+	capture_end(&cap);
 	cfg_set(root, "n", "10");
 	ok(cfg_get_u64(root, "n", 0, 1, 10, &v) == 0 && v == 10,
 	   "max is inclusive");
@@ -498,11 +471,11 @@ static void test_size(void)
 		   v == 2ULL << 30,
 	   "get size 2G");
 	cfg_set(root, "memory.size", "lots");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_get_size(root, "memory.size", 0, MIB, &v), -EINVAL,
 	       "malformed size");
 	snprintf(msg, sizeof(msg), "khyve: memory.size: invalid size 'lots'\n");
-	is_str(cap_end(), msg, "malformed size message");
+	is_str(capture_end(&cap), msg, "malformed size message");
 	cfg_free(root);
 }
 
@@ -567,13 +540,13 @@ static void test_option(void)
 	is_str(cfg_get(root, "x"), "b=c", "value keeps '='");
 	is_int(cfg_parse_option(root, "e="), 0, "-o empty value");
 	is_str(cfg_get(root, "e"), "", "empty value");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_option(root, "novalue"), -EINVAL, "-o without '='");
 	is_int(cfg_parse_option(root, "=x"), -EINVAL, "-o without path");
 	is_int(cfg_parse_option(root, "a.b.c=1"), -EINVAL, "-o below a leaf");
 	is_int(cfg_parse_option(root, "a=1"), -EINVAL, "-o on a node");
 	is_int(cfg_parse_option(root, "a..b=1"), -EINVAL, "-o bad path");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: invalid configuration option 'novalue'\n"
 	       "khyve: invalid configuration option '=x'\n"
 	       "khyve: invalid configuration option 'a.b.c=1' (a.b holds a "
@@ -616,46 +589,46 @@ static void test_file(void)
 	is_str(cfg_name(cfg_first_child(root)), "name", "file order kept");
 
 	file = write_file("bad.conf", bad_line, sizeof(bad_line) - 1);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, file), -EINVAL, "line without '='");
 	snprintf(msg, sizeof(msg),
 		 "khyve: %s:3: expected path=value, got 'this is not a "
 		 "pair'\n",
 		 file);
-	is_str(cap_end(), msg, "file:line message");
+	is_str(capture_end(&cap), msg, "file:line message");
 	ok(cfg_get_raw(root, "b") == NULL, "parsing stops at the error");
 
 	file = write_file("path.conf", bad_path, sizeof(bad_path) - 1);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, file), -EINVAL, "leaf in the way");
 	snprintf(msg, sizeof(msg),
 		 "khyve: %s:2: a holds a value, it cannot have children\n",
 		 file);
-	is_str(cap_end(), msg, "leaf-in-the-way file message");
+	is_str(capture_end(&cap), msg, "leaf-in-the-way file message");
 
 	file = write_file("eq.conf", "=v\n", 3);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, file), -EINVAL, "line without a path");
 	snprintf(msg, sizeof(msg),
 		 "khyve: %s:1: expected path=value, got '=v'\n", file);
-	is_str(cap_end(), msg, "empty path message");
+	is_str(capture_end(&cap), msg, "empty path message");
 
 	file = write_file("nul.conf", nul, sizeof(nul) - 1);
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, file), -EINVAL, "NUL byte");
 	snprintf(msg, sizeof(msg), "khyve: %s:2: NUL byte in line\n", file);
-	is_str(cap_end(), msg, "NUL byte message");
+	is_str(capture_end(&cap), msg, "NUL byte message");
 
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, "/nonexistent/khyve.conf"), -ENOENT,
 	       "missing file");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: /nonexistent/khyve.conf: No such file or directory\n",
 	       "missing file message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, tmpdir), -EISDIR, "a directory");
 	snprintf(msg, sizeof(msg), "khyve: %s: Is a directory\n", tmpdir);
-	is_str(cap_end(), msg, "directory message");
+	is_str(capture_end(&cap), msg, "directory message");
 
 	/* a line of exactly 1 MiB is fine, one byte more is not */
 	{
@@ -672,17 +645,17 @@ static void test_file(void)
 		big[max] = 'b';
 		big[max + 1] = '\n';
 		file = write_file("long.conf", big, max + 2);
-		cap_start();
+		capture_begin(&cap, STDERR_FILENO);
 		is_int(cfg_parse_file(root, file), -EINVAL, "longer line");
 		snprintf(msg, sizeof(msg),
 			 "khyve: %s:1: line longer than 1048576 bytes\n", file);
-		is_str(cap_end(), msg, "long line message");
+		is_str(capture_end(&cap), msg, "long line message");
 		free(big);
 	}
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_parse_file(root, "/dev/zero"), -EINVAL,
 	       "/dev/zero: bounded, not an endless read");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: /dev/zero:1: line longer than 1048576 bytes\n",
 	       "/dev/zero message");
 
@@ -705,13 +678,14 @@ static void test_split(void)
 	is_int(cfg_split_opts(n, ""), 0, "empty options");
 	is_int(cfg_split_opts(n, "a=9"), 0, "later value wins");
 	is_str(cfg_get(n, "a"), "9", "overwritten");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_split_opts(n, "x=1,=v"), -EINVAL, "empty name");
-	is_str(cap_end(), "khyve: pci.0.3.0: empty option name in 'x=1,=v'\n",
+	is_str(capture_end(&cap),
+	       "khyve: pci.0.3.0: empty option name in 'x=1,=v'\n",
 	       "empty name message");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_split_opts(n, "a.b=1"), -EINVAL, "name below a leaf");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: pci.0.3.0.a holds a value, it cannot have children\n",
 	       "full path in the split error");
 	cfg_free(root);
@@ -762,58 +736,60 @@ static void test_schema(void)
 	is_int(cfg_check(n, schemas), 0, "valid node passes");
 
 	cfg_set(n, "port.1.speed", "9600");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "unknown key");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: dev.port.1.speed: unknown configuration key\n",
 	       "unknown key names the full path");
 	cfg_unset(n, "port.1.speed");
 
 	cfg_set(n, "flag", "maybe");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "bad bool");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: dev.flag: invalid value 'maybe' (not a boolean)\n",
 	       "bad bool message");
 	cfg_set(n, "flag", "yes");
 
 	cfg_set(n, "n", "11");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "int out of range");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: dev.n: invalid value '11' (must be between 1 and 10)\n",
 	       "range message");
 	cfg_set(n, "n", "ten");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "int malformed");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: dev.n: invalid value 'ten' (not an integer)\n",
 	       "integer message");
 	cfg_set(n, "n", "2");
 
 	cfg_set(n, "sz", "1K");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "size below min");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: dev.sz: invalid value '1K' (must be between 1048576 "
 	       "and 18446744073709551615)\n",
 	       "size range message");
 	cfg_set(n, "sz", "big");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "size malformed");
-	is_str(cap_end(), "khyve: dev.sz: invalid value 'big' (not a size)\n",
+	is_str(capture_end(&cap),
+	       "khyve: dev.sz: invalid value 'big' (not a size)\n",
 	       "size message");
 	cfg_set(n, "sz", "%(nope)");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "bad reference");
-	is_str(cap_end(), "khyve: dev.sz: unknown reference %(nope)\n",
+	is_str(capture_end(&cap), "khyve: dev.sz: unknown reference %(nope)\n",
 	       "reference error reported once");
 	cfg_set(n, "sz", "4M");
 
 	cfg_set(n, "extra.q.r", "1");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(cfg_check(n, schemas), -EINVAL, "wildcard is one component");
-	is_str(cap_end(), "khyve: dev.extra.q.r: unknown configuration key\n",
+	is_str(capture_end(&cap),
+	       "khyve: dev.extra.q.r: unknown configuration key\n",
 	       "deep key under wildcard");
 	cfg_unset(n, "extra.q");
 	is_int(cfg_check(n, schemas), 0, "valid again");

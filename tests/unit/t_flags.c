@@ -17,6 +17,7 @@
 #include "config/flags.h"
 #include "core/devmodel.h"
 #include "lib/log.h"
+#include "tests/capture.h"
 #include "tests/tap.h"
 
 /* ---- test-only device models ---- */
@@ -77,42 +78,8 @@ DEVMODEL_SET(t_lpc);
 
 /* ---- fd capture ---- */
 
-struct capture {
-	int fd, tmp, saved;
-	char buf[16384];
-};
-
-static struct capture cap_err = {.fd = STDERR_FILENO};
-static struct capture cap_out = {.fd = STDOUT_FILENO};
-
-static void cap_start(struct capture *c)
-{
-	char tmpl[] = "/tmp/t_flags.XXXXXX";
-
-	fflush(stdout);
-	fflush(stderr);
-	c->tmp = mkstemp(tmpl);
-	if (c->tmp < 0)
-		abort();
-	unlink(tmpl);
-	c->saved = dup(c->fd);
-	dup2(c->tmp, c->fd);
-}
-
-static const char *cap_end(struct capture *c)
-{
-	ssize_t n;
-
-	fflush(stdout);
-	fflush(stderr);
-	dup2(c->saved, c->fd);
-	close(c->saved);
-	lseek(c->tmp, 0, SEEK_SET);
-	n = read(c->tmp, c->buf, sizeof(c->buf) - 1);
-	c->buf[n > 0 ? n : 0] = '\0';
-	close(c->tmp);
-	return c->buf;
-}
+static struct capture cap_err;
+static struct capture cap_out;
 
 /* ---- running flags_parse ---- */
 
@@ -135,11 +102,11 @@ static struct cfg_node *run(int *rc, const char *const *args)
 	argv[argc] = NULL;
 	flags_set_defaults(root);
 	optind = 0;
-	cap_start(&cap_out);
-	cap_start(&cap_err);
+	capture_begin(&cap_out, STDOUT_FILENO);
+	capture_begin(&cap_err, STDERR_FILENO);
 	*rc = flags_parse(root, argc, argv);
-	cap_end(&cap_err);
-	cap_end(&cap_out);
+	capture_end(&cap_err);
+	capture_end(&cap_out);
 	for (i = 0; i < argc; i++)
 		free(argv[i]);
 	return root;

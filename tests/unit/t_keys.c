@@ -18,6 +18,7 @@
 #include "config/keys.h"
 #include "core/devmodel.h"
 #include "lib/log.h"
+#include "tests/capture.h"
 #include "tests/tap.h"
 
 /* ---- test-only models ---- */
@@ -65,34 +66,7 @@ DEVMODEL_SET(tk_lpc);
 
 /* ---- stderr capture ---- */
 
-static char cap_buf[16384];
-static int cap_fd = -1, cap_saved = -1;
-
-static void cap_start(void)
-{
-	char tmpl[] = "/tmp/t_keys.XXXXXX";
-
-	fflush(stderr);
-	cap_fd = mkstemp(tmpl);
-	if (cap_fd < 0)
-		abort();
-	unlink(tmpl);
-	cap_saved = dup(STDERR_FILENO);
-	dup2(cap_fd, STDERR_FILENO);
-}
-
-static const char *cap_end(void)
-{
-	ssize_t n;
-
-	dup2(cap_saved, STDERR_FILENO);
-	close(cap_saved);
-	lseek(cap_fd, 0, SEEK_SET);
-	n = read(cap_fd, cap_buf, sizeof(cap_buf) - 1);
-	cap_buf[n > 0 ? n : 0] = '\0';
-	close(cap_fd);
-	return cap_buf;
-}
+static struct capture cap;
 
 /* ---- a full valid tree ---- */
 
@@ -196,15 +170,15 @@ static void test_valid(void)
 {
 	struct cfg_node *root = valid_tree();
 
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(config_check_all(root), 0, "a full valid tree passes");
-	is_str(cap_end(), "", "and prints nothing");
+	is_str(capture_end(&cap), "", "and prints nothing");
 	cfg_free(root);
 
 	root = cfg_new();
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(config_check_all(root), 0, "an empty tree passes");
-	is_str(cap_end(), "", "silently");
+	is_str(capture_end(&cap), "", "silently");
 	cfg_free(root);
 }
 
@@ -326,12 +300,13 @@ static void test_rejects(void)
 			cfg_set(root, c->key, c->value);
 		else
 			cfg_unset(root, c->key);
-		cap_start();
+		capture_begin(&cap, STDERR_FILENO);
 		is_int(config_check_all(root), c->err ? -EINVAL : 0,
 		       "%s=%s: %s", c->key, c->value ? c->value : "(unset)",
 		       c->err ? "rejected" : "accepted");
-		is_str(cap_end(), c->err ? c->err : "", "%s=%s: message",
-		       c->key, c->value ? c->value : "(unset)");
+		is_str(capture_end(&cap), c->err ? c->err : "",
+		       "%s=%s: message", c->key,
+		       c->value ? c->value : "(unset)");
 		cfg_free(root);
 	}
 
@@ -341,9 +316,9 @@ static void test_rejects(void)
 	cfg_set(root, "pci.0.0.0.bogus", "1");
 	cfg_set(root, "lpc.bogus", "1");
 	cfg_set(root, "vcpu.1.cpuset", "x");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(config_check_all(root), -EINVAL, "several problems");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: bogus: unknown configuration key\n"
 	       "khyve: vcpu.1.cpuset: invalid value 'x' (not a CPU list such "
 	       "as 0,2,4-7)\n"
@@ -356,9 +331,9 @@ static void test_rejects(void)
 	root = cfg_new();
 	cfg_set(root, "pci", "1");
 	cfg_set(root, "lpc", "1");
-	cap_start();
+	capture_begin(&cap, STDERR_FILENO);
 	is_int(config_check_all(root), -EINVAL, "pci and lpc as values");
-	is_str(cap_end(),
+	is_str(capture_end(&cap),
 	       "khyve: pci: must be a node (pci.<bus>.<slot>.<func>)\n"
 	       "khyve: lpc: must be a node (lpc.<device>...)\n",
 	       "pci/lpc leaf messages");
