@@ -112,17 +112,18 @@ static inline void *devenv_loop_main_(void *ev)
 	return NULL;
 }
 
-/* Create an event loop, run it on a new thread and set env->ctx.ev.  For
+/* Run the event loop on a new thread (creating it and setting env->ctx.ev
+ * the first time; a loop stopped by devenv_loop_stop() runs again).  For
  * a test that creates some devices without a loop first.  Bails out on
  * failure (see the top of the file). */
 static inline void devenv_loop_start(struct devenv *env)
 {
 	int rc;
 
-	if (env->ctx.ev || env->loop_running)
+	if (env->loop_running)
 		devenv_bail_("loop_start", EBUSY);
-	rc = event_loop_new(&env->ctx.ev);
-	if (rc)
+	/* A loop stopped by devenv_loop_stop() runs again (same devices). */
+	if (!env->ctx.ev && (rc = event_loop_new(&env->ctx.ev)))
 		devenv_bail_("event_loop_new", -rc);
 	rc = pthread_create(&env->loop_thread, NULL, devenv_loop_main_,
 			    env->ctx.ev);
