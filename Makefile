@@ -41,7 +41,7 @@ endif
 CPPFLAGS := -D_GNU_SOURCE -Isrc -I.
 CFLAGS := -std=gnu11 -O2 -g -pthread -fno-strict-aliasing $(WARNINGS)
 LDFLAGS := -pthread
-LDLIBS :=
+LDLIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 ifeq ($(SAN),1)
 CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
@@ -58,13 +58,15 @@ KHYVE_SRCS := $(sort $(wildcard cmd/khyve/*.c))
 KHYVECTL_SRCS := $(sort $(wildcard cmd/khyvectl/*.c))
 KHYVE := $(O)/khyve
 KHYVECTL := $(O)/khyvectl
+KHYVE_IMG_SRCS := $(sort $(wildcard cmd/khyve-img/*.c))
+KHYVE_IMG := $(O)/khyve-img
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/t_*.c))
 DEV_SRCS := $(sort $(wildcard tests/dev/t_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(O)/%)
 DEV_BINS := $(DEV_SRCS:%.c=$(O)/%)
 
-all: $(KHYVE) $(KHYVECTL) guests
+all: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) guests
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,6 +78,10 @@ $(KHYVE): $(KHYVE_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(KHYVECTL): $(KHYVECTL_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(KHYVE_IMG): $(KHYVE_IMG_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -130,12 +136,12 @@ bench:
 
 lint:
 	$(Q)clang-format --dry-run --Werror $(LIB_SRCS) $(KHYVE_SRCS) \
-		$(KHYVECTL_SRCS)
+		$(KHYVECTL_SRCS) $(KHYVE_IMG_SRCS)
 
-install: $(KHYVE) $(KHYVECTL)
+install: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5
-	install -m 755 $(KHYVE) $(KHYVECTL) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) $(DESTDIR)$(PREFIX)/sbin/
 	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 

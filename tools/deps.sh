@@ -11,7 +11,7 @@
 set -e
 BASE="gcc make libc6-dev linux-libc-dev pkg-config perl"
 case "${1:-check}" in
-check) PKGS="$BASE acpica-tools python3" ;;
+check) PKGS="$BASE acpica-tools python3 qemu-utils zlib1g-dev" ;;
 demo) PKGS="$BASE" ;;
 demo-linux) PKGS="$BASE busybox-static cpio" ;;
 bench) PKGS="$BASE qemu-system-x86 bc" ;;

@@ -60,18 +60,6 @@ struct blk {
 
 /* ---- formats ---- */
 
-static int qcow2_probe(const uint8_t *hdr, size_t n)
-{
-	return n >= 4 && memcmp(hdr, "QFI\xfb", 4) == 0 ? 100 : 0;
-}
-
-/* qcow2 is recognised (to refuse it clearly) but has no backend yet. */
-static const struct blk_backend_ops blk_qcow2_reserved = {
-	.name = "qcow2",
-	.probe = qcow2_probe,
-};
-BLK_FORMAT_SET(blk_qcow2_reserved);
-
 extern const struct blk_backend_ops *const __start_khyve_blk_formats[]
 	__attribute__((weak, visibility("hidden")));
 extern const struct blk_backend_ops *const __stop_khyve_blk_formats[]

@@ -4,7 +4,7 @@
  * later) talks to, as bhyve's block_if.  A frontend reads its block keys
  * with blk_opts_from_cfg(), opens the image with blk_open() and queues
  * struct blk_req requests with blk_submit(); a pool of worker threads runs
- * them against a format backend (raw now, qcow2 later: blk_backend.h) and
+ * them against a format backend (raw or qcow2: blk_backend.h) and
  * calls each request's done() hook.
  *
  * Ordering: requests complete out of order, except that a request whose
@@ -61,7 +61,7 @@ struct blk_opts {
  * Read the block keys of a device's config node: path, ro, nocache,
  * sync, direct (bhyve's alias of sync), sectorsize=logical[/physical]
  * (powers of 2 from 512 to 4096, physical >= logical), nodelete and format
- * (raw; qcow2 is reserved and refused as "not supported yet").  Keys the
+ * (raw or qcow2; probed when unset).  Keys the
  * node does not hold take their defaults.  Returns 0, or -EINVAL after one
  * error line naming the full key ("pci.0.3.0.sectorsize: ...").
  */
@@ -95,7 +95,7 @@ int blk_parse_legacy(struct cfg_node *node, const char *opts);
 	{p "sectorsize", CFG_STRING, NULL, "logical[/physical] sector size "  \
 	 "(512..4096)", 0, 0, 0},                                              \
 	{p "nodelete", CFG_BOOL, "false", "disable discard (TRIM)", 0, 0, 0}, \
-	{p "format", CFG_STRING, NULL, "image format: raw (default: probe)",  \
+	{p "format", CFG_STRING, NULL, "image format: raw or qcow2 (default: probe)", \
 	 0, 0, 0}
 /* clang-format on */
 #define BLK_CFG_KEYS BLK_CFG_KEYS_AT("")

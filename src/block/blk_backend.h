@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The format-backend interface of the block layer (raw now, qcow2 later)
+ * The format-backend interface of the block layer (raw and qcow2)
  * and the host-file I/O helpers backends build on.
  *
  * blk.c opens the image (flags, read-only fallback, lock, size, O_DIRECT
@@ -160,7 +160,7 @@ struct blk_backend_ops {
 
 /*
  * Formats register themselves with BLK_FORMAT_SET(ops) (a linker set, as
- * DEVMODEL_SET): raw.c, the reserved qcow2 entry in blk.c, and test
+ * DEVMODEL_SET): raw.c, qcow2.c, and test
  * binaries' own formats.  Names must be unique.
  */
 #define BLK_FORMAT_SET(o)                                                      \

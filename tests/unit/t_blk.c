@@ -386,9 +386,6 @@ static void test_opts_malformed(void)
 		{"sectorsize", "0x200", "pci.0.3.0.sectorsize"},
 		{"sectorsize", "512x", "pci.0.3.0.sectorsize"},
 		{"sectorsize", "99999999999999999999", "pci.0.3.0.sectorsize"},
-		{"format", "qcow2",
-		 "pci.0.3.0.format: format qcow2 is not "
-		 "supported yet"},
 		{"format", "vmdk", "pci.0.3.0.format: unknown format 'vmdk'"},
 		{"format", "", "pci.0.3.0.format"},
 		{"format", "RAW", "pci.0.3.0.format"},
@@ -659,9 +656,8 @@ static void test_open_errors(void)
 	o = opts_for(path);
 	o.format = "qcow2";
 	rc = open_capture(&o, &b, &err);
-	is_int(rc, -ENOTSUP, "open: format=qcow2");
-	ok_line(err, "format qcow2 is not supported yet",
-		"open: qcow2 not supported yet");
+	is_int(rc, -EINVAL, "open: format=qcow2 on a raw file");
+	ok_line(err, "no qcow2 magic", "open: format=qcow2: one line");
 	o.format = "cow";
 	rc = open_capture(&o, &b, &err);
 	is_int(rc, -EINVAL, "open: unknown format");
@@ -673,9 +669,8 @@ static void test_open_errors(void)
 	close(fd);
 	o = opts_for(path);
 	rc = open_capture(&o, &b, &err);
-	is_int(rc, -ENOTSUP, "open: probed qcow2 image refused");
-	ok_line(err, "qcow2 image, and qcow2 is not supported yet",
-		"open: probed qcow2: one line");
+	is_int(rc, -EINVAL, "open: probed qcow2 magic, bad header refused");
+	ok_line(err, "invalid qcow2 header", "open: probed qcow2: one line");
 	o.format = "raw";
 	rc = open_capture(&o, &b, &err);
 	is_int(rc, 0, "open: qcow2 magic with format=raw opens as raw");
