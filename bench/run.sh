@@ -100,3 +100,5 @@ echo "mmio: bare/khyve time per exit $(ratio "$bm" "$km") (target <= 1.05)"
 
 # (c) virtio-blk throughput vs QEMU and the page cache (bench/blk.sh).
 "$(dirname "$0")/blk.sh" "$B"
+"$(dirname "$0")/storage.sh" "$B"
+"$(dirname "$0")/clone.sh" "$B"

@@ -869,6 +869,7 @@ size_t blk_nonzero(const void *p, size_t n);
 #define AHCI_PX_SACT 0x34
 #define AHCI_PX_CI 0x38
 #define AHCI_PX_IS_ERRORS 0x78000000u /* TFES HBFS HBDS IFS */
+#define AHCI_RFIS_D2H 0x40 /* D2H register FIS in the received-FIS area */
 
 /* ATA commands (ATA8-ACS) */
 #define ATA_READ_DMA_EXT 0x25
@@ -980,6 +981,9 @@ int ahci_cmd_build(struct ahci_port *p, unsigned int slot,
 void ahci_cmd_issue(struct ahci_port *p, uint32_t mask, bool ncq);
 /* Bytes the HBA transferred for slot (PRDBC of its header). */
 uint32_t ahci_cmd_prdbc(const struct ahci_port *p, unsigned int slot);
+/* The status byte of the last D2H register FIS in the received-FIS area
+ * (RAM, so no exit; ERR is bit 0).  Ring-3 safe. */
+uint8_t ahci_d2h_status(const struct ahci_port *p);
 /*
  * Ring 0: wait until the slots in mask are done (PxCI, and PxSACT for
  * NCQ).  Returns 0, -GUEST_EIO on an error (PxIS error bits or
