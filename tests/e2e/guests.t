@@ -15,37 +15,7 @@
 #
 # Single-threaded; runs are sequential; temporary files removed on exit.
 
-set -u
-
-KHYVE_BUILD=${KHYVE_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-khyve=$KHYVE_BUILD/khyve
-guestdir=$KHYVE_BUILD/tests/guest
-
-if ! (exec 3<>/dev/kvm) 2>/dev/null; then
-	echo "1..0 # SKIP /dev/kvm not usable"
-	exit 0
-fi
-if [ ! -x "$khyve" ]; then
-	echo "1..0 # SKIP $khyve missing"
-	exit 0
-fi
-
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-
-n=0
-failed=0
-
-ok() { # pass description
-	n=$((n + 1))
-	if [ "$1" -eq 1 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
-	fi
-}
+. "$(dirname "$0")/lib.sh"
 
 diag_output() {
 	echo "# serial output and messages:"
