@@ -87,9 +87,11 @@ static const struct cfg_key keys_x86[] = {
 	       "#GP on unemulated MSRs; false = ignore (-w)"),
 	K_BOOL("x86.verbosemsr", "false", "log unemulated MSR accesses"),
 	K_BOOL("x86.vmexit_on_hlt", "false",
-	       "HLT yields the host CPU (in-kernel halt) instead of halting natively (-H)"),
+	       "HLT yields the host CPU (in-kernel halt) instead of halting "
+	       "natively (-H)"),
 	K_BOOL("x86.vmexit_on_pause", "false",
-	       "PAUSE loops exit to the hypervisor (KVM pause-loop exiting) (-P)"),
+	       "PAUSE loops exit to the hypervisor (KVM pause-loop exiting) "
+	       "(-P)"),
 	K_END,
 };
 

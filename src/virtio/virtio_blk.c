@@ -67,8 +67,8 @@
 
 /* Outcome of decoding a chain besides a status to complete with now. */
 #define VBLK_INLINE_BUDGET (8u << 20) /* bytes read inline per kick */
-#define VBLK_ASYNC (-1)	 /* r->br is ready for blk_submit() */
-#define VBLK_BROKEN (-2) /* no status byte: DEVICE_NEEDS_RESET */
+#define VBLK_ASYNC (-1)		      /* r->br is ready for blk_submit() */
+#define VBLK_BROKEN (-2)	      /* no status byte: DEVICE_NEEDS_RESET */
 
 struct vblk;
 

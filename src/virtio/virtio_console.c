@@ -26,9 +26,10 @@
  * are dropped and counted (tx_dropped), as a serial line with no one
  * listening.  A client that hangs up is dropped at once, unless it left
  * bytes and the guest has the port open: those are delivered first (the
- * port stays busy until the guest posts buffers for them).  Malformed control messages (short, unknown events, bad port
- * ids) are ignored with one rate-limited warning; malformed chains or rings
- * outside RAM put the device in DEVICE_NEEDS_RESET.
+ * port stays busy until the guest posts buffers for them).  Malformed control
+ * messages (short, unknown events, bad port ids) are ignored with one
+ * rate-limited warning; malformed chains or rings outside RAM put the device in
+ * DEVICE_NEEDS_RESET.
  *
  * Threads and locks: sockets are watched by the event loop; accept,
  * client reads and disconnects run on the loop thread.  Queue kicks run on
