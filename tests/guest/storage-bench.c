@@ -43,8 +43,8 @@ enum dev { DEV_NVME, DEV_AHCI, DEV_VIRTIO };
 enum mode { SEQREAD, RANDREAD };
 
 struct bench {
-	enum dev dev;
-	enum mode mode;
+	unsigned int dev;  /* enum dev */
+	unsigned int mode; /* enum mode */
 	uint64_t qd, bs, n;
 	uint64_t nblocks; /* bs-sized blocks on the disk */
 	uint64_t lcg;
@@ -61,7 +61,6 @@ struct bench {
 	struct vio_queue *q;
 	struct virtio_blk_hdr *hdr[MAX_QD];
 	volatile uint8_t *status[MAX_QD];
-	uint8_t slot_of[VIO_QUEUE_MAX];
 };
 
 static struct bench bench;
@@ -69,28 +68,11 @@ static struct nvme_ctrl nvme;
 static struct ahci_hba hba;
 static struct vio_dev vd;
 
-/* Ring 3: report a failure and stop (see the header comment). */
-static __noreturn void bench_fail(void)
-{
-	mmio_write32(TESTDEV_EXIT_REG, GUEST_EXIT_FAIL);
-	for (;;)
-		cpu_relax();
-}
-
 /* The byte offset of request i. */
 static uint64_t next_offset(struct bench *b, uint64_t i)
 {
-	uint64_t blk;
-
-	if (b->mode == RANDREAD) {
-		/* Knuth's MMIX LCG; the high bits are the good ones */
-		b->lcg = b->lcg * 6364136223846793005ull +
-			 1442695040888963407ull;
-		blk = (b->lcg >> 33) % b->nblocks;
-	} else {
-		blk = i % b->nblocks;
-	}
-	return blk * b->bs;
+	return bench_next_block(&b->lcg, b->mode == RANDREAD, i, b->nblocks) *
+	       b->bs;
 }
 
 /* ---- NVMe ------------------------------------------------------------- */
@@ -292,10 +274,10 @@ static void ahci_setup(struct bench *b)
 
 /* ---- virtio-blk ------------------------------------------------------- */
 
-static void virtio_submit(struct bench *b, unsigned int s, uint64_t i)
+static int virtio_submit(void *arg, unsigned int s, uint64_t i)
 {
+	struct bench *b = arg;
 	struct vio_seg seg[3];
-	int head;
 
 	b->hdr[s]->type = VIRTIO_BLK_T_IN;
 	b->hdr[s]->ioprio = 0;
@@ -306,46 +288,21 @@ static void virtio_submit(struct bench *b, unsigned int s, uint64_t i)
 	seg[1] = (struct vio_seg){virt_to_phys(b->data[s]), (uint32_t)b->bs,
 				  true};
 	seg[2] = (struct vio_seg){virt_to_phys(b->status[s]), 1, true};
-	head = vio_submit(b->q, seg, 3);
-	if (head < 0)
-		bench_fail();
-	b->slot_of[head] = (uint8_t)s;
+	return vio_submit(b->q, seg, 3);
+}
+
+static bool virtio_check(void *arg, unsigned int s, uint32_t len)
+{
+	struct bench *b = arg;
+
+	return *b->status[s] == VIRTIO_BLK_S_OK && len == b->bs + 1;
 }
 
 static void virtio_loop(void *arg)
 {
 	struct bench *b = arg;
-	uint64_t submitted = 0, completed = 0;
-	unsigned int s;
-	uint16_t head;
-	uint32_t len;
-	bool more;
-	int rc;
 
-	for (s = 0; s < b->qd && submitted < b->n; s++)
-		virtio_submit(b, s, submitted++);
-	vio_kick(b->q);
-	while (completed < b->n) {
-		more = false;
-		while ((rc = vio_get_used(b->q, &head, &len)) > 0) {
-			s = b->slot_of[head];
-			if (*b->status[s] != VIRTIO_BLK_S_OK ||
-			    len != b->bs + 1)
-				bench_fail();
-			completed++;
-			if (submitted < b->n) {
-				virtio_submit(b, s, submitted++);
-				more = true;
-			}
-		}
-		if (rc < 0)
-			bench_fail();
-		if (more)
-			vio_kick(b->q);
-		else
-			cpu_relax();
-	}
-	exit_mmio(GUEST_EXIT_PASS);
+	bench_vio_run(b->q, b->qd, b->n, virtio_submit, virtio_check, b);
 }
 
 static void virtio_setup(struct bench *b)
@@ -395,47 +352,19 @@ static void virtio_setup(struct bench *b)
 
 static void parse(struct bench *b)
 {
-	char v[16];
-	int rc;
+	static const char *const devs[] = {"nvme", "ahci", "virtio"};
+	static const char *const modes[] = {"seqread", "randread"};
 
 	b->dev = DEV_NVME;
 	b->mode = RANDREAD;
 	b->qd = 1;
 	b->bs = 4096;
 	b->n = 1000;
-	rc = cmdline_get("dev", v, sizeof(v));
-	if (rc >= 0) {
-		if (!strcmp(v, "nvme"))
-			b->dev = DEV_NVME;
-		else if (!strcmp(v, "ahci"))
-			b->dev = DEV_AHCI;
-		else if (!strcmp(v, "virtio"))
-			b->dev = DEV_VIRTIO;
-		else
-			guest_fail("dev=%s: want nvme, ahci or virtio", v);
-	} else if (rc != -GUEST_ENOENT) {
-		guest_fail("bad dev=");
-	}
-	rc = cmdline_get("mode", v, sizeof(v));
-	if (rc >= 0) {
-		if (!strcmp(v, "seqread"))
-			b->mode = SEQREAD;
-		else if (!strcmp(v, "randread"))
-			b->mode = RANDREAD;
-		else
-			guest_fail("mode=%s: want seqread or randread", v);
-	} else if (rc != -GUEST_ENOENT) {
-		guest_fail("bad mode=");
-	}
-	if (cmdline_get_u64("qd", &b->qd) == -GUEST_EINVAL || b->qd == 0 ||
-	    b->qd > MAX_QD)
-		guest_fail("qd= must be 1-%u", MAX_QD);
-	if (cmdline_get_u64("bs", &b->bs) == -GUEST_EINVAL || b->bs == 0 ||
-	    b->bs % 4096 || b->bs > MAX_BS)
-		guest_fail("bs= must be a multiple of 4096, at most %u",
-			   MAX_BS);
-	if (cmdline_get_u64("n", &b->n) == -GUEST_EINVAL || b->n == 0)
-		guest_fail("bad n=");
+	bench_parse_choice("dev", devs, 3, "nvme, ahci or virtio", &b->dev);
+	bench_parse_choice("mode", modes, 2, "seqread or randread", &b->mode);
+	bench_parse_sizes(&b->qd, MAX_QD, &b->bs, 4096, MAX_BS,
+			  "bs= must be a multiple of 4096, at most 4194304",
+			  &b->n);
 }
 
 void guest_main(void)

@@ -38,7 +38,7 @@ struct slot {
 };
 
 struct bench {
-	enum mode mode;
+	unsigned int mode; /* enum mode */
 	uint64_t qd, bs, n;
 	uint64_t nblocks;  /* bs-sized blocks on the disk */
 	uint32_t seg_size; /* largest data buffer per descriptor */
@@ -46,42 +46,24 @@ struct bench {
 	uint64_t lcg;
 	struct vio_queue *q;
 	struct slot slot[MAX_QD];
-	uint8_t slot_of[VIO_QUEUE_MAX]; /* by chain head */
 };
 
 static struct vio_dev vd;
 static struct bench bench;
 
-/* Ring 3: report a failure and stop (see the header comment). */
-static __noreturn void bench_fail(void)
-{
-	mmio_write32(TESTDEV_EXIT_REG, GUEST_EXIT_FAIL);
-	for (;;)
-		cpu_relax();
-}
-
 static uint64_t next_sector(struct bench *b, uint64_t i)
 {
-	uint64_t blk;
-
-	if (b->mode == RANDREAD) {
-		/* Knuth's MMIX LCG; the high bits are the good ones */
-		b->lcg = b->lcg * 6364136223846793005ull +
-			 1442695040888963407ull;
-		blk = (b->lcg >> 33) % b->nblocks;
-	} else {
-		blk = i % b->nblocks;
-	}
-	return blk * (b->bs / SECTOR);
+	return bench_next_block(&b->lcg, b->mode == RANDREAD, i, b->nblocks) *
+	       (b->bs / SECTOR);
 }
 
-static void submit(struct bench *b, unsigned int s, uint64_t i)
+static int submit(void *arg, unsigned int s, uint64_t i)
 {
+	struct bench *b = arg;
 	struct slot *sl = &b->slot[s];
 	struct vio_seg seg[MAX_SEGS];
 	uint64_t off;
 	unsigned int k = 0;
-	int head;
 
 	sl->hdr->type =
 		b->mode == SEQWRITE ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
@@ -97,82 +79,38 @@ static void submit(struct bench *b, unsigned int s, uint64_t i)
 							       : b->seg_size),
 					    b->mode != SEQWRITE};
 	seg[k++] = (struct vio_seg){virt_to_phys(sl->status), 1, true};
-	head = vio_submit(b->q, seg, k);
-	if (head < 0)
-		bench_fail();
-	b->slot_of[head] = (uint8_t)s;
+	return vio_submit(b->q, seg, k);
+}
+
+static bool check(void *arg, unsigned int s, uint32_t len)
+{
+	struct bench *b = arg;
+	uint32_t want_len = b->mode == SEQWRITE ? 1 : (uint32_t)b->bs + 1;
+
+	return *b->slot[s].status == VIRTIO_BLK_S_OK && len == want_len;
 }
 
 /* Ring 3 from here on: memory and MMIO only. */
 static void bench_loop(void *arg)
 {
 	struct bench *b = arg;
-	uint64_t submitted = 0, completed = 0;
-	uint32_t len, want_len;
-	unsigned int s;
-	uint16_t head;
-	bool more;
-	int rc;
 
-	want_len = b->mode == SEQWRITE ? 1 : (uint32_t)b->bs + 1;
-	for (s = 0; s < b->qd && submitted < b->n; s++)
-		submit(b, s, submitted++);
-	vio_kick(b->q);
-	while (completed < b->n) {
-		more = false;
-		while ((rc = vio_get_used(b->q, &head, &len)) > 0) {
-			s = b->slot_of[head];
-			if (*b->slot[s].status != VIRTIO_BLK_S_OK ||
-			    len != want_len)
-				bench_fail();
-			completed++;
-			if (submitted < b->n) {
-				submit(b, s, submitted++);
-				more = true;
-			}
-		}
-		if (rc < 0)
-			bench_fail();
-		if (more)
-			vio_kick(b->q);
-		else
-			cpu_relax();
-	}
-	exit_mmio(GUEST_EXIT_PASS);
+	bench_vio_run(b->q, b->qd, b->n, submit, check, b);
 }
 
 static void parse(struct bench *b)
 {
-	char m[16];
-	int rc;
+	static const char *const modes[] = {"seqread", "seqwrite", "randread"};
 
 	b->mode = SEQREAD;
 	b->qd = 1;
 	b->bs = 4096;
 	b->n = 1000;
-	rc = cmdline_get("mode", m, sizeof(m));
-	if (rc >= 0) {
-		if (!strcmp(m, "seqread"))
-			b->mode = SEQREAD;
-		else if (!strcmp(m, "seqwrite"))
-			b->mode = SEQWRITE;
-		else if (!strcmp(m, "randread"))
-			b->mode = RANDREAD;
-		else
-			guest_fail("mode=%s: want seqread, seqwrite or "
-				   "randread",
-				   m);
-	} else if (rc != -GUEST_ENOENT) {
-		guest_fail("bad mode=");
-	}
-	if (cmdline_get_u64("qd", &b->qd) == -GUEST_EINVAL || b->qd == 0 ||
-	    b->qd > MAX_QD)
-		guest_fail("qd= must be 1-%u", MAX_QD);
-	if (cmdline_get_u64("bs", &b->bs) == -GUEST_EINVAL || b->bs == 0 ||
-	    b->bs % SECTOR || b->bs > (64u << 20))
-		guest_fail("bs= must be a multiple of 512, at most 64 MiB");
-	if (cmdline_get_u64("n", &b->n) == -GUEST_EINVAL || b->n == 0)
-		guest_fail("bad n=");
+	bench_parse_choice("mode", modes, 3, "seqread, seqwrite or randread",
+			   &b->mode);
+	bench_parse_sizes(&b->qd, MAX_QD, &b->bs, SECTOR, 64u << 20,
+			  "bs= must be a multiple of 512, at most 64 MiB",
+			  &b->n);
 }
 
 static void setup(struct bench *b)

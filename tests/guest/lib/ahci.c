@@ -89,47 +89,6 @@ static inline void barrier(void)
 	__asm__ volatile("" ::: "memory");
 }
 
-/* ---- waiting (ring 0) ------------------------------------------------- */
-
-/*
- * A deadline in RTC seconds; without an RTC (reads 0xff) a spin count is
- * the limit.  Each step is one poll of an MMIO register, so the spin
- * count also bounds the wait if the RTC stops.
- */
-struct deadline {
-	uint8_t sec;
-	unsigned int ticks, limit;
-	uint64_t spins, max_spins;
-};
-
-static void deadline_start(struct deadline *d, unsigned int timeout_s)
-{
-	d->sec = cmos_read(0);
-	d->ticks = 0;
-	d->limit = timeout_s;
-	d->spins = 0;
-	d->max_spins = (uint64_t)(timeout_s + 1) *
-		       (d->sec == 0xff ? 200000ull : 50000000ull);
-}
-
-static bool deadline_passed(struct deadline *d)
-{
-	uint8_t now;
-
-	cpu_relax();
-	if (++d->spins > d->max_spins)
-		return true;
-	if (d->spins & 63)
-		return false;
-	now = cmos_read(0);
-	if (now != d->sec && now != 0xff) {
-		d->sec = now;
-		if (++d->ticks > d->limit)
-			return true;
-	}
-	return false;
-}
-
 /* ---- registers -------------------------------------------------------- */
 
 static uint32_t hba_read(const struct ahci_hba *h, unsigned int reg)
@@ -158,7 +117,7 @@ static int port_wait(const struct ahci_port *p, unsigned int reg, uint32_t mask,
 {
 	struct deadline d;
 
-	deadline_start(&d, timeout_s);
+	deadline_start(&d, timeout_s, 50000000ull, 63);
 	while ((ahci_port_read(p, reg) & mask) != want)
 		if (deadline_passed(&d))
 			return -GUEST_ETIMEDOUT;
@@ -169,30 +128,16 @@ static int port_wait(const struct ahci_port *p, unsigned int reg, uint32_t mask,
 
 int ahci_find(unsigned int nth, struct ahci_hba *h)
 {
-	unsigned int dev, fn, nfn;
-	uint32_t id, cls;
+	uint32_t id;
+	int rc;
 
 	mem_clear(h, sizeof(*h));
-	for (dev = 0; dev < 32; dev++) {
-		if (!pci_func_present(0, dev, 0))
-			continue;
-		nfn = pci_cfg_read8(0, dev, 0, 0x0e) & 0x80 ? 8 : 1;
-		for (fn = 0; fn < nfn; fn++) {
-			if (!pci_func_present(0, dev, fn))
-				continue;
-			cls = pci_cfg_read32(0, dev, fn, 0x08) >> 8;
-			if (cls != 0x010601 || nth--)
-				continue;
-			id = pci_cfg_read32(0, dev, fn, 0);
-			h->bus = 0;
-			h->dev = (uint8_t)dev;
-			h->fn = (uint8_t)fn;
-			h->vendor = (uint16_t)id;
-			h->device = (uint16_t)(id >> 16);
-			return 0;
-		}
-	}
-	return -GUEST_ENOENT;
+	rc = pci_find_class(0x010601, nth, &h->dev, &h->fn, &id);
+	if (rc)
+		return rc;
+	h->vendor = (uint16_t)id;
+	h->device = (uint16_t)(id >> 16);
+	return 0;
 }
 
 /* ---- ports ------------------------------------------------------------ */
@@ -294,7 +239,7 @@ static int port_setup(struct ahci_hba *h, unsigned int num, bool verbose)
 			ahci_port_read(p, AHCI_PX_CMD) | CMD_FRE | CMD_SUD |
 				CMD_POD);
 	/* DET 1: a device is there, the link is still coming up */
-	deadline_start(&d, 1);
+	deadline_start(&d, 1, 50000000ull, 63);
 	while (SSTS_DET(ssts = ahci_port_read(p, AHCI_PX_SSTS)) ==
 	       SSTS_DET_NO_PHY)
 		if (deadline_passed(&d))
@@ -305,7 +250,7 @@ static int port_setup(struct ahci_hba *h, unsigned int num, bool verbose)
 			       ssts);
 		return 0;
 	}
-	deadline_start(&d, 2);
+	deadline_start(&d, 2, 50000000ull, 63);
 	while ((tfd = ahci_port_read(p, AHCI_PX_TFD)) & (TFD_BSY | TFD_DRQ))
 		if (deadline_passed(&d))
 			break;
@@ -345,30 +290,19 @@ const char *ahci_dev_type_name(enum ahci_dev_type t)
 
 int ahci_init(struct ahci_hba *h, bool verbose)
 {
-	struct pci_bar_info bar;
 	struct deadline d;
 	unsigned int i;
 	int rc;
 
-	rc = pci_bar_probe(h->bus, h->dev, h->fn, 5, &bar);
-	if (rc || (bar.type != PCI_BAR_MEM32 && bar.type != PCI_BAR_MEM64)) {
-		printf("ahci: BAR5 (ABAR) is not a memory BAR (%d)\n", rc);
-		return rc ? rc : -GUEST_ENODEV;
-	}
-	if (bar.addr == 0 || bar.addr + bar.size > FOUR_GIB ||
-	    bar.size < PORT_BASE + PORT_STRIDE) {
-		printf("ahci: ABAR 0x%lx size 0x%lx unusable\n", bar.addr,
-		       bar.size);
-		return -GUEST_ERANGE;
-	}
-	h->abar = bar.addr;
-	h->abar_size = bar.size;
-	pci_cmd_set(h->bus, h->dev, h->fn, PCI_CMD_MEM | PCI_CMD_MASTER);
+	rc = pci_bar_map_mem(h->bus, h->dev, h->fn, 5, PORT_BASE + PORT_STRIDE,
+			     "ahci: BAR5 (ABAR)", &h->abar, &h->abar_size);
+	if (rc)
+		return rc;
 
 	/* AHCI mode first (some HBAs ignore HR otherwise), then reset */
 	hba_write(h, HBA_GHC, GHC_AE);
 	hba_write(h, HBA_GHC, GHC_AE | GHC_HR);
-	deadline_start(&d, 2);
+	deadline_start(&d, 2, 50000000ull, 63);
 	while (hba_read(h, HBA_GHC) & GHC_HR)
 		if (deadline_passed(&d)) {
 			printf("ahci: HBA reset does not complete\n");
@@ -494,7 +428,7 @@ int ahci_cmd_wait(struct ahci_port *p, uint32_t mask, bool ncq,
 	struct deadline d;
 	uint32_t is, busy;
 
-	deadline_start(&d, timeout_s);
+	deadline_start(&d, timeout_s, 50000000ull, 63);
 	for (;;) {
 		is = ahci_port_read(p, AHCI_PX_IS);
 		if (is & IS_ERRORS) {

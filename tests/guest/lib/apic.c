@@ -27,8 +27,6 @@
 #define LAPIC_ICR_HI 0x310
 #define SVR_ENABLE 0x100
 #define ICR_BUSY (1u << 12)
-#define ICR_INIT 0x00004500 /* INIT, level assert */
-#define ICR_SIPI 0x00004600
 
 #define IOAPIC_REGSEL 0x00
 #define IOAPIC_WIN 0x10
@@ -74,14 +72,6 @@ void lapic_eoi(void)
 	lapic_write(LAPIC_EOI, 0);
 }
 
-static void tsc_wait(uint64_t cycles)
-{
-	uint64_t t0 = rdtsc();
-
-	while (rdtsc() - t0 < cycles)
-		cpu_relax();
-}
-
 /* Send an IPI from this CPU; xAPIC waits for the delivery status. */
 static int lapic_ipi(uint32_t dest, uint32_t icr)
 {
@@ -102,38 +92,10 @@ static int lapic_ipi(uint32_t dest, uint32_t icr)
 	return 0;
 }
 
-static int start_ap(uint32_t id, uint32_t want)
-{
-	uint32_t vec = AP_TRAMPOLINE_PA >> 12;
-	uint64_t t0;
-	int err;
-
-	err = lapic_ipi(id, ICR_INIT);
-	if (!err) {
-		tsc_wait(10000000); /* ~10 ms */
-		err = lapic_ipi(id, ICR_SIPI | vec);
-	}
-	if (!err) {
-		tsc_wait(200000); /* ~200 us */
-		if (smp_checked_in < want)
-			err = lapic_ipi(id, ICR_SIPI | vec);
-	}
-	if (err)
-		return err;
-	t0 = rdtsc();
-	while (smp_checked_in < want) {
-		if (rdtsc() - t0 > 20000000000ULL)
-			return -GUEST_ETIMEDOUT;
-		cpu_relax();
-	}
-	return 0;
-}
-
 int smp_start_aps_any(const struct acpi_info *ai, void (*fn)(uint32_t))
 {
 	static struct acpi_info none;
-	uint32_t self, n;
-	unsigned int i;
+	uint32_t self;
 	int err;
 
 	if (!lapic_x2apic_mode())
@@ -146,26 +108,9 @@ int smp_start_aps_any(const struct acpi_info *ai, void (*fn)(uint32_t))
 	err = smp_start_aps(&none, fn);
 	if (err < 0)
 		return err;
-	n = smp_checked_in;
 	self = lapic_current_id();
 	lapic_enable(0xff);
-	for (i = 0; i < ai->ncpus; i++) {
-		if (ai->cpu_apic_id[i] == self)
-			continue;
-		if (n + 1 >= GUEST_MAX_CPUS) {
-			printf("smp: more than %u CPUs, rest skipped\n",
-			       GUEST_MAX_CPUS);
-			break;
-		}
-		err = start_ap(ai->cpu_apic_id[i], n + 1);
-		if (err) {
-			printf("smp: x2APIC id %u did not start (%d)\n",
-			       ai->cpu_apic_id[i], err);
-			return err;
-		}
-		n++;
-	}
-	return (int)smp_checked_in;
+	return smp_start_list(ai, self, true, lapic_ipi);
 }
 
 uint32_t ioapic_read(uint64_t base, unsigned int reg)

@@ -282,6 +282,17 @@ uint64_t lapic_base(void);
  * -errno (then some may still be starting).
  */
 int smp_start_aps(const struct acpi_info *ai, void (*fn)(uint32_t apic_id));
+/* Sends one IPI (ICR low word icr) to APIC id dest; 0 or -errno. */
+typedef int (*smp_ipi_fn)(uint32_t dest, uint32_t icr);
+/*
+ * The AP start loop behind smp_start_aps() and smp_start_aps_any(): with
+ * the trampoline and fn already in place, start each CPU of ai other than
+ * self, one at a time, sending INIT-SIPI-SIPI through ipi (ids above 0xfe
+ * are skipped unless x2apic).  Returns the number of APs that checked in,
+ * or -errno.
+ */
+int smp_start_list(const struct acpi_info *ai, uint32_t self, bool x2apic,
+		   smp_ipi_fn ipi);
 /* APs that reached C code so far. */
 extern volatile uint32_t smp_checked_in;
 
@@ -587,6 +598,42 @@ int pci_cap_next(unsigned int bus, unsigned int dev, unsigned int fn,
  * or pci_cap_next()'s error. */
 int pci_cap_find(unsigned int bus, unsigned int dev, unsigned int fn,
 		 uint8_t id);
+/*
+ * The nth function (from 0) on bus 0 whose class/subclass/prog-if is
+ * class_code (0xCCSSPP): its device, function and vendor/device ID word.
+ * 0 or -GUEST_ENOENT.
+ */
+int pci_find_class(uint32_t class_code, unsigned int nth, uint8_t *dev,
+		   uint8_t *fn, uint32_t *id);
+/*
+ * Probe memory BAR idx, check it lies below 4 GiB with at least min_size
+ * bytes, and turn on memory decoding and bus mastering.  name prefixes the
+ * one error line.  Returns 0 with *addr and *size set, or -errno.
+ */
+int pci_bar_map_mem(unsigned int bus, unsigned int dev, unsigned int fn,
+		    unsigned int idx, uint64_t min_size, const char *name,
+		    uint64_t *addr, uint64_t *size);
+
+/* ---- polling deadlines (deadline.c) ------------------------------------ */
+
+/*
+ * A deadline in RTC seconds; without an RTC (reads 0xff) a spin count is
+ * the limit.  Each step is one poll, so the spin count also bounds the
+ * wait if the RTC stops.
+ */
+struct deadline {
+	uint8_t sec;
+	unsigned int ticks, limit;
+	uint64_t spins, max_spins, poll_mask;
+};
+
+/* Start a deadline of timeout_s seconds: about spins_per_s polls a second
+ * (a 250th of that without an RTC); the RTC is read every poll_mask + 1
+ * polls.  Ring 0. */
+void deadline_start(struct deadline *d, unsigned int timeout_s,
+		    uint64_t spins_per_s, uint64_t poll_mask);
+/* One poll step (a pause); true once the deadline has passed. */
+bool deadline_passed(struct deadline *d);
 /*
  * Decode and size BAR idx (0-5) of a type-0 function: address, type and
  * size (the BAR is written with all-ones with decoding off, then
@@ -1171,5 +1218,48 @@ int nvme_write_zeroes(struct nvme_ctrl *c, uint64_t lba, uint32_t nlb);
 int nvme_dsm_deallocate(struct nvme_ctrl *c, uint64_t lba, uint32_t nlb);
 /* A name for a status field: "LBA Out of Range", ... */
 const char *nvme_status_str(uint16_t status);
+
+/* ---- benchmark scaffolding (bench.c) ---------------------------------- */
+
+/* Ring 3: write GUEST_EXIT_FAIL to the exit register and spin (so under
+ * QEMU, which has no exit register, a failure is a timeout). */
+__noreturn void bench_fail(void);
+/* Any ring: the block (0 to nblocks - 1) of request i: i modulo nblocks,
+ * or, when random, the next value of the fixed LCG in *lcg. */
+uint64_t bench_next_block(uint64_t *lcg, bool random, uint64_t i,
+			  uint64_t nblocks);
+/*
+ * Ring 0: key=NAME from the command line, one of the count names, sets
+ * *val to its index; *val is left alone without key.  A value not in the
+ * list fails the guest with "key=NAME: want <want>", a malformed one with
+ * "bad key=".
+ */
+void bench_parse_choice(const char *key, const char *const *names,
+			unsigned int count, const char *want,
+			unsigned int *val);
+/*
+ * Ring 0: qd=, bs= and n= from the command line (the values passed in are
+ * the defaults).  qd must be 1 to max_qd, bs a non-zero multiple of
+ * bs_align and at most bs_max (else the guest fails with bs_err), n
+ * non-zero.
+ */
+void bench_parse_sizes(uint64_t *qd, uint64_t max_qd, uint64_t *bs,
+		       uint64_t bs_align, uint64_t bs_max, const char *bs_err,
+		       uint64_t *n);
+
+/*
+ * Ring 3: run n virtio requests on q with up to qd (at most 256) in
+ * flight, polling the used ring and kicking after new submissions.
+ * submit(arg, s, i) queues request i in slot s and returns its chain head
+ * or -errno; check(arg, s, len) says whether the completion of slot s
+ * with used length len is good.  Ends with exit_mmio(GUEST_EXIT_PASS), or
+ * bench_fail() on any error.
+ */
+__noreturn void bench_vio_run(struct vio_queue *q, uint64_t qd, uint64_t n,
+			      int (*submit)(void *arg, unsigned int s,
+					    uint64_t i),
+			      bool (*check)(void *arg, unsigned int s,
+					    uint32_t len),
+			      void *arg);
 
 #endif

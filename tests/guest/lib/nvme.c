@@ -57,43 +57,6 @@ static inline void barrier(void)
 	__asm__ volatile("" ::: "memory");
 }
 
-/* ---- waiting (ring 0) ------------------------------------------------- */
-
-/* A deadline in RTC seconds, a spin count without an RTC (see ahci.c). */
-struct deadline {
-	uint8_t sec;
-	unsigned int ticks, limit;
-	uint64_t spins, max_spins;
-};
-
-static void deadline_start(struct deadline *d, unsigned int timeout_s)
-{
-	d->sec = cmos_read(0);
-	d->ticks = 0;
-	d->limit = timeout_s;
-	d->spins = 0;
-	d->max_spins = (uint64_t)(timeout_s + 1) *
-		       (d->sec == 0xff ? 2000000ull : 500000000ull);
-}
-
-static bool deadline_passed(struct deadline *d)
-{
-	uint8_t now;
-
-	cpu_relax();
-	if (++d->spins > d->max_spins)
-		return true;
-	if (d->spins & 255)
-		return false;
-	now = cmos_read(0);
-	if (now != d->sec && now != 0xff) {
-		d->sec = now;
-		if (++d->ticks > d->limit)
-			return true;
-	}
-	return false;
-}
-
 /* ---- registers -------------------------------------------------------- */
 
 static uint32_t reg_read(const struct nvme_ctrl *c, unsigned int reg)
@@ -119,7 +82,7 @@ static int wait_ready(struct nvme_ctrl *c, bool ready)
 	struct deadline d;
 	uint32_t csts;
 
-	deadline_start(&d, timeout_s);
+	deadline_start(&d, timeout_s, 500000000ull, 255);
 	for (;;) {
 		csts = reg_read(c, REG_CSTS);
 		if (csts == 0xffffffffu)
@@ -137,30 +100,16 @@ static int wait_ready(struct nvme_ctrl *c, bool ready)
 
 int nvme_find(unsigned int nth, struct nvme_ctrl *c)
 {
-	unsigned int dev, fn, nfn;
-	uint32_t id, cls;
+	uint32_t id;
+	int rc;
 
 	mem_clear(c, sizeof(*c));
-	for (dev = 0; dev < 32; dev++) {
-		if (!pci_func_present(0, dev, 0))
-			continue;
-		nfn = pci_cfg_read8(0, dev, 0, 0x0e) & 0x80 ? 8 : 1;
-		for (fn = 0; fn < nfn; fn++) {
-			if (!pci_func_present(0, dev, fn))
-				continue;
-			cls = pci_cfg_read32(0, dev, fn, 0x08) >> 8;
-			if (cls != 0x010802 || nth--)
-				continue;
-			id = pci_cfg_read32(0, dev, fn, 0);
-			c->bus = 0;
-			c->dev = (uint8_t)dev;
-			c->fn = (uint8_t)fn;
-			c->vendor = (uint16_t)id;
-			c->device = (uint16_t)(id >> 16);
-			return 0;
-		}
-	}
-	return -GUEST_ENOENT;
+	rc = pci_find_class(0x010802, nth, &c->dev, &c->fn, &id);
+	if (rc)
+		return rc;
+	c->vendor = (uint16_t)id;
+	c->device = (uint16_t)(id >> 16);
+	return 0;
 }
 
 /* ---- queues ----------------------------------------------------------- */
@@ -258,7 +207,7 @@ static int queue_exec(struct nvme_ctrl *c, struct nvme_queue *q,
 	if (rc)
 		return rc;
 	nvme_sq_ring(q);
-	deadline_start(&d, NVME_TIMEOUT_S);
+	deadline_start(&d, NVME_TIMEOUT_S, 500000000ull, 255);
 	while ((rc = nvme_cq_pop(q, &cqe)) == 0)
 		if (deadline_passed(&d))
 			return -GUEST_ETIMEDOUT;
@@ -481,24 +430,13 @@ static int create_io_queues(struct nvme_ctrl *c, uint16_t qsize)
 
 int nvme_init(struct nvme_ctrl *c, uint16_t io_qsize, bool verbose)
 {
-	struct pci_bar_info bar;
 	uint32_t mqes;
 	int rc;
 
-	rc = pci_bar_probe(c->bus, c->dev, c->fn, 0, &bar);
-	if (rc || (bar.type != PCI_BAR_MEM32 && bar.type != PCI_BAR_MEM64)) {
-		printf("nvme: BAR0 is not a memory BAR (%d)\n", rc);
-		return rc ? rc : -GUEST_ENODEV;
-	}
-	if (bar.addr == 0 || bar.addr + bar.size > FOUR_GIB ||
-	    bar.size < 0x2000) {
-		printf("nvme: BAR0 0x%lx size 0x%lx unusable\n", bar.addr,
-		       bar.size);
-		return -GUEST_ERANGE;
-	}
-	c->regs = bar.addr;
-	c->regs_size = bar.size;
-	pci_cmd_set(c->bus, c->dev, c->fn, PCI_CMD_MEM | PCI_CMD_MASTER);
+	rc = pci_bar_map_mem(c->bus, c->dev, c->fn, 0, 0x2000, "nvme: BAR0",
+			     &c->regs, &c->regs_size);
+	if (rc)
+		return rc;
 	c->cap = reg_read(c, REG_CAP_LO) | (uint64_t)reg_read(c, REG_CAP_HI)
 						   << 32;
 	c->vs = reg_read(c, REG_VS);

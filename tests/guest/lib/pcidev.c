@@ -182,3 +182,51 @@ int pci_bar_probe(unsigned int bus, unsigned int dev, unsigned int fn,
 		return -GUEST_EIO;
 	return 0;
 }
+
+int pci_find_class(uint32_t class_code, unsigned int nth, uint8_t *dev,
+		   uint8_t *fn, uint32_t *id)
+{
+	unsigned int d, f, nfn;
+
+	for (d = 0; d < 32; d++) {
+		if (!pci_func_present(0, d, 0))
+			continue;
+		nfn = pci_cfg_read8(0, d, 0, PCIR_HDRTYPE) & 0x80 ? 8 : 1;
+		for (f = 0; f < nfn; f++) {
+			if (!pci_func_present(0, d, f))
+				continue;
+			if (pci_cfg_read32(0, d, f, 0x08) >> 8 != class_code ||
+			    nth--)
+				continue;
+			*id = pci_cfg_read32(0, d, f, PCIR_VENDOR);
+			*dev = (uint8_t)d;
+			*fn = (uint8_t)f;
+			return 0;
+		}
+	}
+	return -GUEST_ENOENT;
+}
+
+int pci_bar_map_mem(unsigned int bus, unsigned int dev, unsigned int fn,
+		    unsigned int idx, uint64_t min_size, const char *name,
+		    uint64_t *addr, uint64_t *size)
+{
+	struct pci_bar_info bar;
+	int rc;
+
+	rc = pci_bar_probe(bus, dev, fn, idx, &bar);
+	if (rc || (bar.type != PCI_BAR_MEM32 && bar.type != PCI_BAR_MEM64)) {
+		printf("%s is not a memory BAR (%d)\n", name, rc);
+		return rc ? rc : -GUEST_ENODEV;
+	}
+	if (bar.addr == 0 || bar.addr + bar.size > 0x100000000ull ||
+	    bar.size < min_size) {
+		printf("%s 0x%lx size 0x%lx unusable\n", name, bar.addr,
+		       bar.size);
+		return -GUEST_ERANGE;
+	}
+	*addr = bar.addr;
+	*size = bar.size;
+	pci_cmd_set(bus, dev, fn, PCI_CMD_MEM | PCI_CMD_MASTER);
+	return 0;
+}

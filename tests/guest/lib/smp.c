@@ -74,21 +74,22 @@ void ap_start(void)
 	halt_forever();
 }
 
-static int start_one(uint32_t id, uint32_t want)
+/* INIT-SIPI-SIPI to one AP through ipi(), then wait for it to check in. */
+static int start_one(uint32_t id, uint32_t want, smp_ipi_fn ipi)
 {
 	uint32_t vec = AP_TRAMPOLINE_PA >> 12;
 	uint64_t t0;
 	int err;
 
-	err = lapic_send_ipi(id, ICR_INIT);
+	err = ipi(id, ICR_INIT);
 	if (!err) {
 		tsc_delay(10000000); /* ~10 ms */
-		err = lapic_send_ipi(id, ICR_SIPI | vec);
+		err = ipi(id, ICR_SIPI | vec);
 	}
 	if (!err) {
 		tsc_delay(200000); /* ~200 us */
 		if (smp_checked_in < want)
-			err = lapic_send_ipi(id, ICR_SIPI | vec);
+			err = ipi(id, ICR_SIPI | vec);
 	}
 	if (err)
 		return err;
@@ -101,24 +102,17 @@ static int start_one(uint32_t id, uint32_t want)
 	return 0;
 }
 
-int smp_start_aps(const struct acpi_info *ai, void (*fn)(uint32_t apic_id))
+int smp_start_list(const struct acpi_info *ai, uint32_t self, bool x2apic,
+		   smp_ipi_fn ipi)
 {
-	size_t len = (size_t)(ap_trampoline_end - ap_trampoline);
-	uint32_t self, n = 0;
+	uint32_t n = smp_checked_in;
 	unsigned int i;
 	int err;
 
-	if (ai->lapic_pa)
-		lapic_pa = ai->lapic_pa;
-	self = lapic_id();
-	/* Software-enable our APIC (spurious vector 0xff). */
-	mmio_write32(lapic_pa + LAPIC_SVR, 0x1ff);
-	memcpy((void *)(uintptr_t)AP_TRAMPOLINE_PA, ap_trampoline, len);
-	ap_fn = fn;
 	for (i = 0; i < ai->ncpus; i++) {
 		if (ai->cpu_apic_id[i] == self)
 			continue;
-		if (ai->cpu_apic_id[i] > 0xfe) {
+		if (!x2apic && ai->cpu_apic_id[i] > 0xfe) {
 			printf("smp: APIC id %u needs x2APIC, skipped\n",
 			       ai->cpu_apic_id[i]);
 			continue;
@@ -128,13 +122,29 @@ int smp_start_aps(const struct acpi_info *ai, void (*fn)(uint32_t apic_id))
 			       GUEST_MAX_CPUS);
 			break;
 		}
-		err = start_one(ai->cpu_apic_id[i], n + 1);
+		err = start_one(ai->cpu_apic_id[i], n + 1, ipi);
 		if (err) {
-			printf("smp: APIC id %u did not start (%d)\n",
-			       ai->cpu_apic_id[i], err);
+			printf("smp: %s id %u did not start (%d)\n",
+			       x2apic ? "x2APIC" : "APIC", ai->cpu_apic_id[i],
+			       err);
 			return err;
 		}
 		n++;
 	}
 	return (int)smp_checked_in;
+}
+
+int smp_start_aps(const struct acpi_info *ai, void (*fn)(uint32_t apic_id))
+{
+	size_t len = (size_t)(ap_trampoline_end - ap_trampoline);
+	uint32_t self;
+
+	if (ai->lapic_pa)
+		lapic_pa = ai->lapic_pa;
+	self = lapic_id();
+	/* Software-enable our APIC (spurious vector 0xff). */
+	mmio_write32(lapic_pa + LAPIC_SVR, 0x1ff);
+	memcpy((void *)(uintptr_t)AP_TRAMPOLINE_PA, ap_trampoline, len);
+	ap_fn = fn;
+	return smp_start_list(ai, self, false, lapic_send_ipi);
 }
