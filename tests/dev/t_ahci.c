@@ -31,6 +31,7 @@
 #include "config/flags.h"
 #include "config/keys.h"
 #include "hw/ahci.h"
+#include "tests/dev/diskimg.h"
 #include "tests/dev/vdrv.h"
 #include "tests/tap.h"
 
@@ -69,40 +70,6 @@ static uint8_t pat(uint64_t off)
 static uint8_t isopat(uint64_t off)
 {
 	return (uint8_t)(off / 2048 * 7 + off % 251 + 3);
-}
-
-static int make_file(const char *path, uint64_t size, uint8_t (*f)(uint64_t))
-{
-	uint8_t *b = malloc(size);
-	uint64_t i;
-	int fd, rc;
-
-	if (!b)
-		return -1;
-	for (i = 0; i < size; i++)
-		b[i] = f ? f(i) : 0;
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		free(b);
-		return -1;
-	}
-	rc = pwrite(fd, b, size, 0) == (ssize_t)size ? 0 : -1;
-	close(fd);
-	free(b);
-	return rc;
-}
-
-static bool file_is(int fd, uint64_t off, const void *want, size_t len)
-{
-	uint8_t *b = malloc(len);
-	bool same;
-
-	if (!b)
-		return false;
-	same = pread(fd, b, len, (off_t)off) == (ssize_t)len &&
-	       memcmp(b, want, len) == 0;
-	free(b);
-	return same;
 }
 
 static bool file_zero(int fd, uint64_t off, size_t len)
@@ -175,11 +142,6 @@ static void pwr(struct env *e, unsigned port, unsigned reg, uint32_t v)
 	wr(e, AHCI_PORT(port) + reg, v);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){0, (long)ms * 1000000}, NULL);
-}
-
 /*
  * Wait until the slots in 'mask' left CI and SACT, or a task file error.
  * Returns PxIS (then cleared), or 0xffffffff on a timeout.
@@ -196,7 +158,7 @@ static uint32_t wait_done(struct env *e, unsigned port, uint32_t mask)
 			break;
 		if (is & AHCI_P_IX_TFES)
 			break;
-		sleep_ms(1);
+		dimg_sleep_ms(1);
 	}
 	if (t == TIMEOUT_MS) {
 		diag("port %u: timeout, CI=0x%x SACT=0x%x IS=0x%x", port,
@@ -232,7 +194,7 @@ static bool port_restart(struct env *e, unsigned port)
 	for (t = 0; t < TIMEOUT_MS; t++) {
 		if (!(prd(e, port, AHCI_P_CMD) & AHCI_P_CMD_CR))
 			break;
-		sleep_ms(1);
+		dimg_sleep_ms(1);
 	}
 	pwr(e, port, AHCI_P_IS, 0xffffffff);
 	pwr(e, port, AHCI_P_CMD,
@@ -536,9 +498,11 @@ static void t_rw(struct env *e)
 	is_int(is & (AHCI_P_IX_DHRS | AHCI_P_IX_TFES), AHCI_P_IX_DHRS,
 	       "WRITE DMA EXT done");
 	is_int(prdbc(e, 0, 1), 8192, "WRITE DMA EXT: PRDBC");
-	ok(file_is(e->fd, 100 * 512, b, 8192), "WRITE DMA EXT: file matches");
-	ok(file_is(e->fd, 99 * 512, (uint8_t[]){pat(99 * 512)}, 1) &&
-		   file_is(e->fd, 116 * 512, (uint8_t[]){pat(116 * 512)}, 1),
+	ok(dimg_file_is(e->fd, 100 * 512, b, 8192),
+	   "WRITE DMA EXT: file matches");
+	ok(dimg_file_is(e->fd, 99 * 512, (uint8_t[]){pat(99 * 512)}, 1) &&
+		   dimg_file_is(e->fd, 116 * 512, (uint8_t[]){pat(116 * 512)},
+				1),
 	   "WRITE DMA EXT: neighbours untouched");
 
 	/* read it back into two buffers */
@@ -571,7 +535,7 @@ static void t_rw(struct env *e)
 	is = wait_done(e, 0, 1u << 4);
 	is_int(is & AHCI_P_IX_TFES, 0, "fragmented write: %u buffers", nent);
 	is_int(prdbc(e, 0, 4), 200 * 512, "fragmented write: PRDBC");
-	ok(file_is(e->fd, 1000 * 512, b, 200 * 512),
+	ok(dimg_file_is(e->fd, 1000 * 512, b, 200 * 512),
 	   "fragmented write: file matches");
 	memset(b2, 0, 200 * 512);
 	h2d(f, ATA_READ_DMA_EXT, 1000, 200, 0);
@@ -618,8 +582,8 @@ static void t_ncq(struct env *e)
 	is_int(prd(e, 0, AHCI_P_SACT), 0, "NCQ writes: SACT cleared");
 	is_int(fb[AHCI_RFIS_SDBFIS], FIS_TYPE_SDB, "SDB FIS received");
 	for (s = 0; s < 8; s++)
-		if (!file_is(e->fd, (3000 + 50 * s) * 512ull, b + 4096ull * s,
-			     4096))
+		if (!dimg_file_is(e->fd, (3000 + 50 * s) * 512ull,
+				  b + 4096ull * s, 4096))
 			break;
 	is_int(s, 8, "NCQ writes: all 8 in the file");
 
@@ -664,7 +628,8 @@ static void t_flush_trim(struct env *e)
 		ok(file_zero(e->fd, 2048 * 512, 16 * 512) &&
 			   file_zero(e->fd, 4096 * 512, 8 * 512),
 		   "TRIM: the ranges read as zeros");
-		ok(file_is(e->fd, 2064 * 512, (uint8_t[]){pat(2064 * 512)}, 1),
+		ok(dimg_file_is(e->fd, 2064 * 512, (uint8_t[]){pat(2064 * 512)},
+				1),
 		   "TRIM: past the range untouched");
 	}
 	/* nodelete disk: TRIM not offered, DSM aborted */
@@ -814,7 +779,7 @@ static void t_atapi(struct env *e)
 	is = ata(e, 1, 15, ATA_WRITE_DMA_EXT, 0, 1, 0, e->buf, 512, true);
 	ok(is & AHCI_P_IX_TFES, "WRITE DMA EXT to the CD is aborted");
 	ok(port_restart(e, 1), "port 1 restarted");
-	ok(file_is(e->isofd, 0, (uint8_t[]){isopat(0)}, 1),
+	ok(dimg_file_is(e->isofd, 0, (uint8_t[]){isopat(0)}, 1),
 	   "the ISO is untouched");
 }
 
@@ -845,7 +810,7 @@ static void t_hostile(struct env *e)
 	/* halted port ignores further commands until the restart */
 	is = ata(e, 0, 1, ATA_READ_DMA_EXT, 0, 1, 0, FAR_AWAY, 512, false);
 	pwr(e, 0, AHCI_P_CI, 1u << 2);
-	sleep_ms(20);
+	dimg_sleep_ms(20);
 	is_int(prd(e, 0, AHCI_P_CI), 0x6, "halted port: new commands wait");
 	ok(port_restart(e, 0), "port restarted");
 	is = ata(e, 0, 2, ATA_READ_DMA_EXT, 0, 1, 0, e->buf, 512, false);
@@ -1070,7 +1035,7 @@ static bool wait_is(struct env *e, uint32_t bits)
 	for (t = 0; t < TIMEOUT_MS; t++) {
 		if ((prd(e, 0, AHCI_P_IS) & bits) == bits)
 			return true;
-		sleep_ms(1);
+		dimg_sleep_ms(1);
 	}
 	return false;
 }
@@ -1293,17 +1258,15 @@ int main(void)
 	struct env e;
 
 	plan_no_plan();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/t_ahci.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		skip_all("mkdtemp failed");
+	dimg_tmpdir(tmpdir, sizeof(tmpdir), "t_ahci");
 	snprintf(path, sizeof(path), "%s/disk.img", tmpdir);
-	if (make_file(path, DISK_SIZE, pat))
+	if (dimg_make(path, DISK_SIZE, pat))
 		skip_all("cannot create the disk image");
 	snprintf(path, sizeof(path), "%s/cd.iso", tmpdir);
-	if (make_file(path, ISO_BLOCKS * 2048ull, isopat))
+	if (dimg_make(path, ISO_BLOCKS * 2048ull, isopat))
 		skip_all("cannot create the ISO");
 	snprintf(path, sizeof(path), "%s/disk2.img", tmpdir);
-	if (make_file(path, DISK2_SIZE, NULL))
+	if (dimg_make(path, DISK2_SIZE, NULL))
 		skip_all("cannot create the second disk");
 
 	if (env_new(&e, NULL) == 0) {

@@ -28,6 +28,7 @@
 
 #include "event/event.h"
 #include "hw/nvme.h"
+#include "tests/dev/diskimg.h"
 #include "tests/dev/vdrv.h"
 #include "tests/tap.h"
 
@@ -137,48 +138,9 @@ struct cmd {
 	uint32_t dw[16];
 };
 
-static uint8_t pat(uint64_t off)
-{
-	return (uint8_t)(off / 512 * 7 + off % 251);
-}
-
-static int make_image(const char *path, uint64_t size)
-{
-	uint8_t *b = malloc(size);
-	uint64_t i;
-	int fd, rc;
-
-	if (!b)
-		return -1;
-	for (i = 0; i < size; i++)
-		b[i] = pat(i);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		free(b);
-		return -1;
-	}
-	rc = pwrite(fd, b, size, 0) == (ssize_t)size ? 0 : -1;
-	close(fd);
-	free(b);
-	return rc;
-}
-
 static uint8_t *gp(struct env *e, uint64_t gpa)
 {
 	return vdrv_ptr(&e->m, gpa);
-}
-
-static bool file_is(struct env *e, uint64_t off, const void *want, size_t len)
-{
-	uint8_t *b = malloc(len);
-	bool same;
-
-	if (!b)
-		return false;
-	same = pread(e->fd, b, len, (off_t)off) == (ssize_t)len &&
-	       memcmp(b, want, len) == 0;
-	free(b);
-	return same;
 }
 
 static bool is_pattern(const uint8_t *p, uint64_t off, size_t len)
@@ -186,17 +148,7 @@ static bool is_pattern(const uint8_t *p, uint64_t off, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (p[i] != pat(off + i))
-			return false;
-	return true;
-}
-
-static bool all_bytes(const uint8_t *p, uint8_t v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
+		if (p[i] != dimg_pat(off + i))
 			return false;
 	return true;
 }
@@ -742,7 +694,7 @@ static void test_identify(const char *img, unsigned sectsz)
 	is_int(identify(&e, NVME_CNS_NS_DESC, 1), 0, "NS descriptors");
 	is_int(d[0], NVME_NIDT_EUI64, "EUI-64 descriptor");
 	is_int(d[1], 8, "of 8 bytes");
-	ok(memcmp(d + 4, eui, 8) == 0 && !all_bytes(eui, 0, 8),
+	ok(memcmp(d + 4, eui, 8) == 0 && !dimg_all_bytes(eui, 0, 8),
 	   "the namespace's non-zero EUI-64");
 	is_int(identify(&e, NVME_CNS_NS, 2), ST(0, 0x0b),
 	       "Identify NS 2: invalid namespace");
@@ -806,7 +758,7 @@ static void test_rw(const char *img, unsigned sectsz)
 	uint32_t out[4];
 
 	snprintf(ss, sizeof(ss), "%u", sectsz);
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (!w || !r || env_ready(&e, img, x)) {
 		ok(0, "set-up for read/write (sectsz=%u)", sectsz);
 		free(w);
@@ -825,14 +777,15 @@ static void test_rw(const char *img, unsigned sectsz)
 	memcpy(gp(&e, b), w, 4096);
 	is_int(rw(&e, 1, NVME_IO_WRITE, 16, 4096 / lb, b, 0), 0,
 	       "write 4 KiB with PRP1 only");
-	ok(file_is(&e, 16ull * lb, w, 4096), "the image has it");
+	ok(dimg_file_is(e.fd, 16ull * lb, w, 4096), "the image has it");
 	/* PRP1 with an offset + PRP2 */
 	memcpy(gp(&e, b + 0x10800), w + 100, 2048);
 	memcpy(gp(&e, b + 0x30000), w + 100 + 2048, 2048);
 	is_int(rw(&e, 1, NVME_IO_WRITE, 32, 4096 / lb, b + 0x10800,
 		  b + 0x30000),
 	       0, "write PRP1 at page offset 0x800 + PRP2");
-	ok(file_is(&e, 32ull * lb, w + 100, 4096), "image has both halves");
+	ok(dimg_file_is(e.fd, 32ull * lb, w + 100, 4096),
+	   "image has both halves");
 	memset(gp(&e, b + 0x40000), 0, 0x20000);
 	is_int(rw(&e, 1, NVME_IO_READ, 32, 4096 / lb, b + 0x40c00, b + 0x50000),
 	       0, "read PRP1 at offset 0xc00 + PRP2");
@@ -849,7 +802,7 @@ static void test_rw(const char *img, unsigned sectsz)
 		memcpy(gp(&e, pages[i]), w + 4096 * i, 4096);
 	is_int(rw(&e, 1, NVME_IO_WRITE, 64, 65536 / lb, pages[0], l), 0,
 	       "write 64 KiB through a PRP list");
-	ok(file_is(&e, 64ull * lb, w, 65536), "image has all 16 pages");
+	ok(dimg_file_is(e.fd, 64ull * lb, w, 65536), "image has all 16 pages");
 	for (i = 0; i < 16; i++)
 		memset(gp(&e, pages[i]), 0, 4096);
 	is_int(rw(&e, 1, NVME_IO_READ, 64, 65536 / lb, pages[0], l), 0,
@@ -869,13 +822,14 @@ static void test_rw(const char *img, unsigned sectsz)
 	is_int(rw(&e, 1, NVME_IO_WRITE, 256, 16384 / lb, b + 0x1fe000,
 		  l + 0x1ff0),
 	       0, "write through a chained PRP list");
-	ok(file_is(&e, 256ull * lb, w, 16384), "image has the 4 pages");
+	ok(dimg_file_is(e.fd, 256ull * lb, w, 16384), "image has the 4 pages");
 	/* the largest transfer, MDTS: 2 MiB through a full list page */
 	for (i = 0; i < 511; i++)
 		put_u64(&e, l + 8 * i, b + 0x1000 * (i + 1));
 	is_int(rw(&e, 1, NVME_IO_READ, 0, (2u << 20) / lb, b, l), 0,
 	       "read 2 MiB (MDTS)");
-	ok(file_is(&e, 0, gp(&e, b), 2u << 20), "all 2 MiB are the image's");
+	ok(dimg_file_is(e.fd, 0, gp(&e, b), 2u << 20),
+	   "all 2 MiB are the image's");
 	/* SQ head and SQ id in completions */
 	io_push(&e, 1, &(struct cmd){.dw = {NVME_IO_FLUSH, 1}});
 	io_ring(&e, 1);
@@ -895,7 +849,7 @@ static void test_flush_dsm_wz(const char *img)
 	uint64_t b;
 	bool dsm;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, NULL)) {
 		ok(0, "set-up for flush/DSM");
 		return;
@@ -912,12 +866,12 @@ static void test_flush_dsm_wz(const char *img)
 	is_int(io(&e, 1, c), 0, "write zeroes 16 LBAs");
 	memset(gp(&e, b), 0xee, 8192);
 	is_int(rw(&e, 1, NVME_IO_READ, 100, 16, b, b + 4096), 0, "read them");
-	ok(all_bytes(gp(&e, b), 0, 8192), "they read as zeroes");
+	ok(dimg_all_bytes(gp(&e, b), 0, 8192), "they read as zeroes");
 	{
 		uint8_t z[8192];
 
 		memset(z, 0, sizeof(z));
-		ok(file_is(&e, 100 * 512, z, sizeof(z)), "image zeroed");
+		ok(dimg_file_is(e.fd, 100 * 512, z, sizeof(z)), "image zeroed");
 	}
 	c = rw_cmd(NVME_IO_WRITE_ZEROES, IMG_SIZE / 512 - 1, 2, 0, 0);
 	is_int(io(&e, 1, c), ST(0, 0x80), "write zeroes past the end");
@@ -941,7 +895,7 @@ static void test_flush_dsm_wz(const char *img)
 		put_u64(&e, e.lists + 0x1010, b + 12288);
 		is_int(rw(&e, 1, NVME_IO_READ, 2048, 32, b, e.lists + 0x1000),
 		       0, "read the deallocated range");
-		ok(all_bytes(gp(&e, b), 0, 16384),
+		ok(dimg_all_bytes(gp(&e, b), 0, 16384),
 		   "deallocated blocks read as zeroes");
 		c.dw[11] = 3; /* hints only */
 		is_int(io(&e, 1, c), 0, "DSM with only hints");
@@ -1004,7 +958,7 @@ static void test_ram(void)
 	ok(gp(&e, e.id)[NVME_IDC_ONCS] & NVME_ONCS_DSM, "DSM offered");
 	memset(gp(&e, b), 0x55, 8192);
 	is_int(rw(&e, 1, NVME_IO_READ, 10, 2, b, b + 4096), 0, "read");
-	ok(all_bytes(gp(&e, b), 0, 8192), "a new RAM namespace is zeroes");
+	ok(dimg_all_bytes(gp(&e, b), 0, 8192), "a new RAM namespace is zeroes");
 	for (i = 0; i < 8192; i++)
 		gp(&e, b)[i] = (uint8_t)(i * 7);
 	is_int(rw(&e, 1, NVME_IO_WRITE, 2047, 1, b, 0), 0, "write last LBA");
@@ -1019,7 +973,7 @@ static void test_ram(void)
 	is_int(io(&e, 1, c), 0, "write zeroes LBA 11");
 	rw(&e, 1, NVME_IO_READ, 10, 2, b + 0x10000, b + 0x11000);
 	ok(memcmp(gp(&e, b), gp(&e, b + 0x10000), 4096) == 0 &&
-		   all_bytes(gp(&e, b + 0x11000), 0, 4096),
+		   dimg_all_bytes(gp(&e, b + 0x11000), 0, 4096),
 	   "LBA 10 kept, LBA 11 zeroed");
 	memset(gp(&e, e.lists), 0, 16);
 	memcpy(gp(&e, e.lists + 4), &(uint32_t){htole32(1)}, 4);
@@ -1029,7 +983,7 @@ static void test_ram(void)
 	c.dw[11] = 4;
 	is_int(io(&e, 1, c), 0, "deallocate LBA 10");
 	rw(&e, 1, NVME_IO_READ, 10, 1, b + 0x10000, 0);
-	ok(all_bytes(gp(&e, b + 0x10000), 0, 4096), "LBA 10 reads zeroes");
+	ok(dimg_all_bytes(gp(&e, b + 0x10000), 0, 4096), "LBA 10 reads zeroes");
 	c = mk(NVME_IO_FLUSH, 1);
 	is_int(io(&e, 1, c), 0, "flush a RAM namespace");
 	env_free(&e);
@@ -1049,7 +1003,7 @@ static void test_8k(const char *img)
 	struct env e;
 	uint64_t b;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, x)) {
 		ok(0, "set-up with sectsz=8192");
 		env_free(&e);
@@ -1068,7 +1022,7 @@ static void test_8k(const char *img)
 	   "at byte 3 * 8192 of the image");
 	memset(gp(&e, b), 0x77, 8192);
 	is_int(rw(&e, 1, NVME_IO_WRITE, 5, 1, b, b + 4096), 0, "write LBA 5");
-	ok(file_is(&e, 5 * 8192, gp(&e, b), 8192), "the image has it");
+	ok(dimg_file_is(e.fd, 5 * 8192, gp(&e, b), 8192), "the image has it");
 	is_int(rw(&e, 1, NVME_IO_READ, IMG_SIZE / 8192, 1, b, b + 4096),
 	       ST(0, 0x80), "LBA 2048 out of range");
 	env_free(&e);
@@ -1090,7 +1044,7 @@ static void test_inflight(const char *img)
 	unsigned i, n = 0, good = 0, bad_hd = 0;
 	uint16_t first;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, x)) {
 		ok(0, "set-up with ioslots=4");
 		env_free(&e);
@@ -1155,7 +1109,7 @@ static void test_irqs(const char *img)
 	unsigned q, ok_vec = 0;
 	uint32_t out[4];
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, NULL)) {
 		ok(0, "set-up for interrupts");
 		env_free(&e);
@@ -1210,7 +1164,7 @@ static void test_hostile_io(const char *img)
 	uint64_t b, l, outside = VDRV_RAM + 0x100000ull;
 	unsigned ok_all = 0;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, NULL)) {
 		ok(0, "set-up for hostile I/O");
 		env_free(&e);
@@ -1445,7 +1399,7 @@ static void test_doorbells(const char *img)
 	c.dw[10] = 15u << 16 | NVME_LOG_ERROR;
 	memset(gp(&e, e.id), 0xee, 64);
 	is_int(admin(&e, c, NULL), 0, "read the error log");
-	ok(all_bytes(gp(&e, e.id), 0, 64), "an empty error entry");
+	ok(dimg_all_bytes(gp(&e, e.id), 0, 64), "an empty error entry");
 	wr32(&e, NVME_SQ_TDBL(5), 1);
 	ok(admin_reap(&e, out, 100), "missing SQ's doorbell: an event");
 	is_int(out[3] & 0xffff, aer, "completing the second AER");
@@ -1518,7 +1472,7 @@ static void test_mps(const char *img)
 	struct env e;
 	uint64_t b;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_new(&e, img, NULL) || enable(&e, 1) != NVME_CSTS_RDY) {
 		ok(0, "enable with 8 KiB pages");
 		env_free(&e);
@@ -1550,7 +1504,7 @@ static void test_dbbuf(const char *img, bool iofd)
 	unsigned i, regs;
 	int kfd = -1;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	niofd = 0;
 	if (env_new_x(&e, img, NULL, iofd) || (msix_setup(&e, 17), 0) ||
 	    enable(&e, 0) != NVME_CSTS_RDY || mkq(&e, 1, 16, 16, 1)) {
@@ -1673,7 +1627,7 @@ static void test_reset_inflight(const char *img, long delay_us)
 	uint32_t out[4];
 	unsigned i, done = 0;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_new(&e, img, x) || (msix_setup(&e, 17), 0) ||
 	    enable(&e, 0) != NVME_CSTS_RDY || mkq(&e, 1, 64, 64, 1)) {
 		ok(0, "set-up for reset");
@@ -1725,7 +1679,7 @@ static void test_delete_inflight(const char *img)
 	struct env e;
 	unsigned i;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, x)) {
 		ok(0, "set-up for queue deletion");
 		env_free(&e);
@@ -1755,7 +1709,7 @@ static void test_shutdown_features_logs(const char *img)
 	uint32_t dw0 = 0;
 	uint8_t *d;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, NULL)) {
 		ok(0, "set-up for features");
 		env_free(&e);
@@ -1778,7 +1732,8 @@ static void test_shutdown_features_logs(const char *img)
 	is_int(rw(&e, 1, NVME_IO_READ, 0, 8, e.buf + 8192, 0), 0, "a read");
 	is_int(rw(&e, 1, NVME_IO_WRITE, 40, 8, e.buf, 0), 0,
 	       "a write-through write");
-	ok(file_is(&e, 40 * 512, gp(&e, e.buf), 4096), "reached the image");
+	ok(dimg_file_is(e.fd, 40 * 512, gp(&e, e.buf), 4096),
+	   "reached the image");
 	c = rw_cmd(NVME_IO_WRITE, 48, 8, e.buf, 0);
 	c.dw[12] |= 1u << 30;
 	is_int(io(&e, 1, c), 0, "a FUA write");
@@ -1833,7 +1788,7 @@ static void test_ro(const char *img)
 	struct env e;
 	struct cmd c;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	if (env_ready(&e, img, x)) {
 		ok(0, "set-up read-only");
 		env_free(&e);
@@ -1945,11 +1900,9 @@ int main(void)
 	char img[128];
 
 	plan_no_plan();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/t_nvme.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		skip_all("mkdtemp failed");
+	dimg_tmpdir(tmpdir, sizeof(tmpdir), "t_nvme");
 	snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
-	if (make_image(img, IMG_SIZE))
+	if (dimg_make(img, IMG_SIZE, dimg_pat))
 		skip_all("cannot create the image");
 
 	test_legacy_opts();

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/dev/diskimg.h"
 #include "tests/dev/vdrv.h"
 #include "tests/tap.h"
 
@@ -46,46 +47,6 @@ struct env {
 
 /* ---- image ---- */
 
-static uint8_t pat(uint64_t off)
-{
-	return (uint8_t)(off / 512 * 7 + off % 251);
-}
-
-static int make_image(const char *path, uint64_t size)
-{
-	uint8_t *b = malloc(size);
-	uint64_t i;
-	int fd, rc;
-
-	if (!b)
-		return -1;
-	for (i = 0; i < size; i++)
-		b[i] = pat(i);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		free(b);
-		return -1;
-	}
-	rc = pwrite(fd, b, size, 0) == (ssize_t)size ? 0 : -1;
-	close(fd);
-	free(b);
-	return rc;
-}
-
-/* True when file bytes [off, off+len) equal 'want'. */
-static bool file_is(struct env *e, uint64_t off, const void *want, size_t len)
-{
-	uint8_t *b = malloc(len);
-	bool same;
-
-	if (!b)
-		return false;
-	same = pread(e->fd, b, len, (off_t)off) == (ssize_t)len &&
-	       memcmp(b, want, len) == 0;
-	free(b);
-	return same;
-}
-
 static bool file_is_pattern(struct env *e, uint64_t off, size_t len)
 {
 	uint8_t *b = malloc(len);
@@ -95,20 +56,10 @@ static bool file_is_pattern(struct env *e, uint64_t off, size_t len)
 	if (!b)
 		return false;
 	for (i = 0; i < len; i++)
-		b[i] = pat(off + i);
-	same = file_is(e, off, b, len);
+		b[i] = dimg_pat(off + i);
+	same = dimg_file_is(e->fd, off, b, len);
 	free(b);
 	return same;
-}
-
-static bool all_bytes(const uint8_t *p, uint8_t v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return false;
-	return true;
 }
 
 /* ---- machine and driver ---- */
@@ -347,7 +298,7 @@ static void test_rw(const char *img, bool legacy)
 	uint8_t *b;
 	int i;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	is_int(env_new(&e, img, NULL), 0, "%s: machine", what);
 	drv_init(&e, legacy, legacy ? 0xffffffff : F_ALL);
 	ok(legacy ? !(e.feat >> 32)
@@ -362,7 +313,8 @@ static void test_rw(const char *img, bool legacy)
 		b[i] = (uint8_t)(i * 13 + 5);
 	is_int(wrt(&e, 10, e.buf, 4096), VIRTIO_BLK_S_OK,
 	       "%s: OUT 8 sectors at 10", what);
-	ok(file_is(&e, 10 * 512, b, 4096), "%s: file holds the data", what);
+	ok(dimg_file_is(e.fd, 10 * 512, b, 4096), "%s: file holds the data",
+	   what);
 	ok(file_is_pattern(&e, 0, 10 * 512) &&
 		   file_is_pattern(&e, 18 * 512, 4096),
 	   "%s: neighbours untouched", what);
@@ -381,8 +333,8 @@ static void test_rw(const char *img, bool legacy)
 	gpa[4] = e.st, len[4] = 1, wr[4] = true;
 	is_int(run(&e, 5, gpa, len, wr, e.st, &ulen), VIRTIO_BLK_S_OK,
 	       "%s: IN, split header, two data segments", what);
-	ok(file_is(&e, 100 * 512, b + 8192, 512) &&
-		   file_is(&e, 101 * 512, b + 20000, 1024),
+	ok(dimg_file_is(e.fd, 100 * 512, b + 8192, 512) &&
+		   dimg_file_is(e.fd, 101 * 512, b + 20000, 1024),
 	   "%s: both segments filled in order", what);
 	/* header and first data part in one descriptor */
 	put_hdr(&e, e.buf + 131072, VIRTIO_BLK_T_OUT, 200);
@@ -393,8 +345,8 @@ static void test_rw(const char *img, bool legacy)
 	gpa[2] = e.st, len[2] = 1, wr[2] = true;
 	is_int(run(&e, 3, gpa, len, wr, e.st, NULL), VIRTIO_BLK_S_OK,
 	       "%s: OUT with the header and data in one descriptor", what);
-	ok(file_is(&e, 200 * 512, gp(&e, e.buf + 131072 + 16), 512) &&
-		   file_is(&e, 201 * 512, gp(&e, e.buf + 150000), 1024),
+	ok(dimg_file_is(e.fd, 200 * 512, gp(&e, e.buf + 131072 + 16), 512) &&
+		   dimg_file_is(e.fd, 201 * 512, gp(&e, e.buf + 150000), 1024),
 	   "%s: file holds both parts", what);
 
 	/* the status byte sharing the last data descriptor */
@@ -406,12 +358,13 @@ static void test_rw(const char *img, bool legacy)
 	       "%s: IN with data and status in one "
 	       "descriptor",
 	       what);
-	ok(all_bytes(gp(&e, e.buf + 300000), 0x5a, 512), "%s: data read", what);
+	ok(dimg_all_bytes(gp(&e, e.buf + 300000), 0x5a, 512), "%s: data read",
+	   what);
 
 	/* last sector of the disk */
 	is_int(rd(&e, IMG_SIZE / 512 - 1, e.buf, 512), VIRTIO_BLK_S_OK,
 	       "%s: last sector readable", what);
-	ok(file_is(&e, IMG_SIZE - 512, b, 512), "%s: its data", what);
+	ok(dimg_file_is(e.fd, IMG_SIZE - 512, b, 512), "%s: its data", what);
 	is_int(req(&e, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, NULL),
 	       VIRTIO_BLK_S_OK, "%s: FLUSH", what);
 	env_free(&e);
@@ -422,14 +375,15 @@ static void test_writethrough(const char *img)
 {
 	struct env e;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, NULL);
 	drv_init(&e, false, F_ALL & ~VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
 	ok(!(e.feat & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH)), "FLUSH not negotiated");
 	memset(gp(&e, e.buf), 0x77, 2048);
 	is_int(wrt(&e, 4, e.buf, 2048), VIRTIO_BLK_S_OK,
 	       "writethrough OUT completes");
-	ok(file_is(&e, 4 * 512, gp(&e, e.buf), 2048), "and reached the file");
+	ok(dimg_file_is(e.fd, 4 * 512, gp(&e, e.buf), 2048),
+	   "and reached the file");
 	put_seg(&e, e.buf, 4, 2, 0);
 	is_int(dz(&e, VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_OK,
 	       "writethrough WRITE_ZEROES completes");
@@ -473,7 +427,7 @@ static void test_get_id(const char *img)
 	is_int(req(&e, VIRTIO_BLK_T_GET_ID, 0, e.buf, 32, true, NULL),
 	       VIRTIO_BLK_S_OK, "GET_ID with ser= (32-byte buffer)");
 	is_str((char *)gp(&e, e.buf), "disk-0042", "ser= is the ID");
-	ok(all_bytes(gp(&e, e.buf + 9), 0, 11), "NUL-padded to 20 bytes");
+	ok(dimg_all_bytes(gp(&e, e.buf + 9), 0, 11), "NUL-padded to 20 bytes");
 	ok(*gp(&e, e.buf + 20) == 0xcc, "nothing past 20 bytes");
 	is_int(req(&e, VIRTIO_BLK_T_GET_ID, 0, e.buf, 19, true, NULL),
 	       VIRTIO_BLK_S_IOERR, "GET_ID buffer of 19 bytes: IOERR");
@@ -497,30 +451,31 @@ static void test_discard_wz(const char *img)
 	struct env e;
 	uint8_t *z = calloc(1, 65536);
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, NULL);
 	drv_init(&e, false, F_ALL);
 	if (e.feat & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD)) {
 		put_seg(&e, e.buf, 64, 16, 0); /* 8 KiB at 32 KiB */
 		is_int(dz(&e, VIRTIO_BLK_T_DISCARD, 1), VIRTIO_BLK_S_OK,
 		       "DISCARD 16 sectors");
-		ok(file_is(&e, 64 * 512, z, 8192), "the range reads zero");
+		ok(dimg_file_is(e.fd, 64 * 512, z, 8192),
+		   "the range reads zero");
 		ok(file_is_pattern(&e, 60 * 512, 2048) &&
 			   file_is_pattern(&e, 80 * 512, 2048),
 		   "its neighbours are untouched");
 		memset(gp(&e, e.buf + 4096), 0xff, 8192);
 		is_int(rd(&e, 64, e.buf + 4096, 8192), VIRTIO_BLK_S_OK,
 		       "read the discarded range");
-		ok(all_bytes(gp(&e, e.buf + 4096), 0, 8192),
+		ok(dimg_all_bytes(gp(&e, e.buf + 4096), 0, 8192),
 		   "the device reads zeros too");
 		put_seg(&e, e.buf, 200, 8, 0);
 		put_seg(&e, e.buf + 16, 300, 8, 0);
 		put_seg(&e, e.buf + 32, 400, 8, 0);
 		is_int(dz(&e, VIRTIO_BLK_T_DISCARD, 3), VIRTIO_BLK_S_OK,
 		       "DISCARD with three segments");
-		ok(file_is(&e, 200 * 512, z, 4096) &&
-			   file_is(&e, 300 * 512, z, 4096) &&
-			   file_is(&e, 400 * 512, z, 4096) &&
+		ok(dimg_file_is(e.fd, 200 * 512, z, 4096) &&
+			   dimg_file_is(e.fd, 300 * 512, z, 4096) &&
+			   dimg_file_is(e.fd, 400 * 512, z, 4096) &&
 			   file_is_pattern(&e, 208 * 512, 4096),
 		   "all three ranges zero, nothing else");
 		put_seg(&e, e.buf, 10, 1, 1);
@@ -537,7 +492,7 @@ static void test_discard_wz(const char *img)
 	put_seg(&e, e.buf, 1000, 24, 0);
 	is_int(dz(&e, VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_OK,
 	       "WRITE_ZEROES 24 sectors");
-	ok(file_is(&e, 1000 * 512, z, 24 * 512) &&
+	ok(dimg_file_is(e.fd, 1000 * 512, z, 24 * 512) &&
 		   file_is_pattern(&e, 1024 * 512, 512) &&
 		   file_is_pattern(&e, 999 * 512, 512),
 	   "exactly the range is zero");
@@ -545,7 +500,8 @@ static void test_discard_wz(const char *img)
 	put_seg(&e, e.buf + 16, 3000, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 	is_int(dz(&e, VIRTIO_BLK_T_WRITE_ZEROES, 2), VIRTIO_BLK_S_OK,
 	       "WRITE_ZEROES with UNMAP, two segments");
-	ok(file_is(&e, 2000 * 512, z, 4096) && file_is(&e, 3000 * 512, z, 4096),
+	ok(dimg_file_is(e.fd, 2000 * 512, z, 4096) &&
+		   dimg_file_is(e.fd, 3000 * 512, z, 4096),
 	   "both ranges zero");
 	put_seg(&e, e.buf, 10, 1, 2);
 	is_int(dz(&e, VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_UNSUPP,
@@ -568,7 +524,7 @@ static void test_inflight(const char *img)
 	struct env e;
 	unsigned i, j, got = 0, inorder = 1;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, NULL);
 	drv_init(&e, false, F_ALL);
 	for (i = 0; i < 32; i++) {
@@ -595,8 +551,8 @@ static void test_inflight(const char *img)
 	diag("completion order %s submission order",
 	     inorder ? "matched" : "differed from");
 	for (i = 0; i < 32; i++)
-		good &= file_is(&e, (1000 + 16 * i) * 512ull,
-				gp(&e, e.buf + 8192 * i), 8192);
+		good &= dimg_file_is(e.fd, (1000 + 16 * i) * 512ull,
+				     gp(&e, e.buf + 8192 * i), 8192);
 	ok(good, "the file holds all 32 writes");
 
 	for (i = 0; i < 32; i++) {
@@ -627,7 +583,7 @@ static void test_ro(const char *img)
 	static const char *const ro[] = {"ro", "true", NULL};
 	struct env e;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, ro);
 	drv_init(&e, false, F_ALL);
 	ok(e.feat & VIRTIO_BIT(VIRTIO_BLK_F_RO), "ro: RO offered");
@@ -644,7 +600,8 @@ static void test_ro(const char *img)
 	       "ro: WRITE_ZEROES: IOERR");
 	ok(file_is_pattern(&e, 0, 8192), "ro: file still unchanged");
 	is_int(rd(&e, 0, e.buf, 4096), VIRTIO_BLK_S_OK, "ro: IN works");
-	ok(file_is(&e, 0, gp(&e, e.buf), 4096), "ro: with the file's data");
+	ok(dimg_file_is(e.fd, 0, gp(&e, e.buf), 4096),
+	   "ro: with the file's data");
 	is_int(req(&e, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, NULL),
 	       VIRTIO_BLK_S_OK, "ro: FLUSH is OK");
 	env_free(&e);
@@ -656,7 +613,8 @@ static void test_4k(const char *img)
 	static const char *const s512_4k[] = {"sectorsize", "512/4096", NULL};
 	struct env e;
 
-	make_image(img, IMG_SIZE + 1024); /* a partial block at the end */
+	dimg_make(img, IMG_SIZE + 1024,
+		  dimg_pat); /* a partial block at the end */
 	env_new(&e, img, s4k);
 	drv_init(&e, false, F_ALL);
 	is_int(cfgr(&e, VIRTIO_BLK_CFG_BLK_SIZE, 4), 4096, "4k: blk_size");
@@ -668,7 +626,7 @@ static void test_4k(const char *img)
 		is_int(cfgr(&e, VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGN, 4), 8,
 		       "4k: discard_sector_alignment 8");
 	is_int(rd(&e, 8, e.buf, 4096), VIRTIO_BLK_S_OK, "4k: aligned IN");
-	ok(file_is(&e, 4096, gp(&e, e.buf), 4096), "4k: right data");
+	ok(dimg_file_is(e.fd, 4096, gp(&e, e.buf), 4096), "4k: right data");
 	is_int(rd(&e, 1, e.buf, 4096), VIRTIO_BLK_S_IOERR,
 	       "4k: IN at sector 1: IOERR");
 	is_int(rd(&e, 8, e.buf, 512), VIRTIO_BLK_S_IOERR,
@@ -710,7 +668,7 @@ static void test_hostile(const char *img)
 	struct env e;
 	unsigned i;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, NULL);
 	drv_init(&e, false, F_ALL);
 
@@ -726,7 +684,7 @@ static void test_hostile(const char *img)
 	memset(gp(&e, e.buf), 0x44, 512);
 	is_int(req(&e, VIRTIO_BLK_T_IN, 0, e.buf, 512, false, NULL),
 	       VIRTIO_BLK_S_IOERR, "IN into a device-readable buffer: IOERR");
-	ok(all_bytes(gp(&e, e.buf), 0x44, 512), "the buffer is untouched");
+	ok(dimg_all_bytes(gp(&e, e.buf), 0x44, 512), "the buffer is untouched");
 	is_int(req(&e, VIRTIO_BLK_T_OUT, 0, e.buf, 512, true, NULL),
 	       VIRTIO_BLK_S_IOERR, "OUT from a device-writable buffer: IOERR");
 	ok(file_is_pattern(&e, 0, 512), "the file is untouched");
@@ -817,7 +775,7 @@ static void test_hostile(const char *img)
 		is_int(*gp(&e, e.st), i ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
 		       "%u data segments: %s", nseg, i ? "IOERR" : "OK");
 	}
-	ok(file_is(&e, 0, gp(&e, e.buf), SEG_MAX * 512),
+	ok(dimg_file_is(e.fd, 0, gp(&e, e.buf), SEG_MAX * 512),
 	   "the 126-segment read is right");
 	ok(!needs_reset(&e), "none of that needed a reset");
 
@@ -862,7 +820,7 @@ static void test_reset_inflight(const char *img, long delay_us)
 	unsigned i, done = 0, written = 0;
 	uint8_t *used;
 
-	make_image(img, IMG_SIZE);
+	dimg_make(img, IMG_SIZE, dimg_pat);
 	env_new(&e, img, NULL);
 	drv_init(&e, false, F_ALL);
 	used = gp(&e, e.d.q[0].used);
@@ -899,7 +857,8 @@ static void test_reset_inflight(const char *img, long delay_us)
 	drv_init(&e, false, F_ALL);
 	is_int(rd(&e, 8, e.buf, 4096), VIRTIO_BLK_S_OK,
 	       "the device works after the reset");
-	ok(file_is(&e, 4096, gp(&e, e.buf), 4096), "with the right data");
+	ok(dimg_file_is(e.fd, 4096, gp(&e, e.buf), 4096),
+	   "with the right data");
 	/* and reset on an idle device, twice */
 	vdrv_status(&e.d, 0);
 	vdrv_status(&e.d, 0);
@@ -966,11 +925,9 @@ int main(void)
 	char img[128];
 
 	plan_no_plan();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/t_virtio_blk.XXXXXX");
-	if (!mkdtemp(tmpdir))
-		skip_all("mkdtemp failed");
+	dimg_tmpdir(tmpdir, sizeof(tmpdir), "t_virtio_blk");
 	snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
-	if (make_image(img, IMG_SIZE))
+	if (dimg_make(img, IMG_SIZE, dimg_pat))
 		skip_all("cannot create the image");
 
 	test_legacy_opts();

@@ -33,6 +33,7 @@
 #include "block/qcow2.h"
 #include "lib/log.h"
 #include "tests/tap.h"
+#include "tests/unit/blkio.h"
 
 #define KIB 1024ULL
 #define MIB (1024 * KIB)
@@ -269,18 +270,6 @@ static int run_buf(struct blk *b, enum blk_op op, uint64_t off, void *buf,
 	return run_iov(b, op, off, NULL, 0, len);
 }
 
-static struct blk *open_img(const char *path, const char *fmt, bool ro)
-{
-	struct blk_opts o;
-	struct blk *b = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.path = path;
-	o.format = fmt;
-	o.ro = ro;
-	return blk_open(&o, 4, &b) < 0 ? NULL : b;
-}
-
 /* Open expecting failure: returns rc, the captured text in *err. */
 static int open_fail(const char *path, bool ro, const char **err)
 {
@@ -442,7 +431,7 @@ static void test_create_info(void)
 
 	/* an image in use is not overwritten */
 	{
-		struct blk *b = open_img(o1, NULL, false);
+		struct blk *b = bio_open_img(o1, NULL, false);
 
 		cap_start();
 		is_int(create(o1, GIB, NULL, NULL, 0), -EBUSY,
@@ -478,7 +467,7 @@ static void test_rw_patterns(void)
 
 	/* 4 KiB clusters: one L2 table covers 2 MiB. */
 	is_int(create(p, 64 * MIB, NULL, NULL, 12), 0, "rw: create");
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	ok(b != NULL, "rw: open (probed)");
 	if (!b)
 		return;
@@ -550,7 +539,7 @@ static void test_rw_patterns(void)
 	check_clean(p, "rw");
 
 	/* everything survives a reopen */
-	b = open_img(p, "qcow2", true);
+	b = bio_open_img(p, "qcow2", true);
 	ok(b != NULL, "rw: reopen read-only");
 	if (b) {
 		ok(reads_pattern(b, 0, 4096, 6) &&
@@ -579,7 +568,7 @@ static void test_zeroes(void)
 
 	make_raw(base, 8 * MIB, 9);
 	is_int(create(p, 0, "zbase.raw", "raw", 16), 0, "zero: create overlay");
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	ok(b != NULL, "zero: open");
 	if (!b)
 		return;
@@ -661,7 +650,7 @@ static void test_backing(void)
 	       "backing: top larger than its base");
 	if (!getcwd(cwd, sizeof(cwd)) || chdir("/") < 0)
 		abort();
-	b = open_img(top, NULL, false);
+	b = bio_open_img(top, NULL, false);
 	ok(b != NULL, "backing: chain opens from another directory");
 	if (!b) {
 		if (chdir(cwd) < 0)
@@ -690,7 +679,7 @@ static void test_backing(void)
 	if (chdir(cwd) < 0)
 		abort();
 	/* the lower layers never change */
-	b = open_img(mid, NULL, true);
+	b = bio_open_img(mid, NULL, true);
 	ok(b && reads_pattern(b, 0, 3 * MIB, 13), "backing: mid untouched");
 	blk_close(b);
 	check_clean(top, "backing: top");
@@ -774,7 +763,7 @@ static void test_concurrent_cluster(void)
 
 	make_raw(base, 4 * MIB, 16);
 	is_int(create(p, 0, "cbase.raw", "raw", 16), 0, "concurrent: create");
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	ok(b != NULL, "concurrent: open");
 	if (!b)
 		return;
@@ -833,7 +822,7 @@ static void test_growth_and_repair(void)
 	/* 512-byte clusters: one refcount-table cluster covers 8 MiB */
 	is_int(create(p, 32 * MIB, NULL, NULL, 9), 0, "grow: create");
 	rtc = read_be32(p, 56);
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	ok(b != NULL, "grow: open");
 	if (!b)
 		return;
@@ -847,7 +836,7 @@ static void test_growth_and_repair(void)
 	   "clusters)",
 	   rtc, read_be32(p, 56));
 	check_clean(p, "grow");
-	b = open_img(p, NULL, true);
+	b = bio_open_img(p, NULL, true);
 	ok(b && reads_pattern(b, 0, 20 * MIB, 18), "grow: data intact");
 	blk_close(b);
 
@@ -855,7 +844,7 @@ static void test_growth_and_repair(void)
 
 	/* A leak: 64 KiB clusters, cluster 10 counted but unused. */
 	is_int(create(p, 64 * MIB, NULL, NULL, 16), 0, "repair: create");
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	ok(b && write_pattern(b, 0, 128 * KIB, 18) == 0, "repair: some data");
 	blk_close(b);
 	rt_off = read_be64(p, 48);
@@ -873,18 +862,18 @@ static void test_growth_and_repair(void)
 	   "errors (%llu)",
 	   (unsigned long long)r.leaks, (unsigned long long)r.errors);
 	patch_be64(p, 72, 1); /* dirty */
-	b = open_img(p, NULL, true);
+	b = bio_open_img(p, NULL, true);
 	ok(b != NULL, "repair: dirty image opens read-only as is");
 	blk_close(b);
 	is_int(read_be64(p, 72) & 1, 1, "repair: read-only leaves it dirty");
 	cap_start();
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	cap_end();
 	ok(b != NULL, "repair: read-write open of the dirty image");
 	blk_close(b);
 	is_int(read_be64(p, 72) & 1, 0, "repair: dirty bit cleared");
 	check_clean(p, "repair");
-	b = open_img(p, NULL, true);
+	b = bio_open_img(p, NULL, true);
 	ok(b && reads_pattern(b, 0, 128 * KIB, 18), "repair: data intact");
 	blk_close(b);
 	/* qcow2_check's own repair mode */
@@ -908,7 +897,7 @@ static void test_growth_and_repair(void)
 		is_int(open_fail(p, false, &err), -EUCLEAN,
 		       "repair: inconsistent dirty image refused read-write");
 		ok_line(err, "inconsistent", p, "repair: one line");
-		b = open_img(p, NULL, true);
+		b = bio_open_img(p, NULL, true);
 		ok(b && reads_pattern(b, 0, 128 * KIB, 18),
 		   "repair: still readable read-only");
 		blk_close(b);
@@ -1075,7 +1064,7 @@ static void test_hostile_tables(void)
 	int rc;
 
 	create(p, 1 * GIB, NULL, NULL, 16); /* two L1 entries */
-	b = open_img(p, NULL, false);
+	b = bio_open_img(p, NULL, false);
 	if (!b)
 		abort();
 	write_pattern(b, 0, 128 * KIB, 19);
@@ -1105,7 +1094,7 @@ static void test_hostile_tables(void)
 		uint64_t saved = read_be64(p, cases[i].at);
 
 		patch_be64(p, cases[i].at, cases[i].val);
-		b = open_img(p, NULL, false);
+		b = bio_open_img(p, NULL, false);
 		ok(b != NULL, "tables: %s: opens", cases[i].what);
 		if (!b)
 			continue;
@@ -1136,7 +1125,7 @@ static void test_hostile_tables(void)
 		uint64_t saved = read_be64(p, rt);
 
 		patch_be64(p, rt, 12345);
-		b = open_img(p, NULL, false);
+		b = bio_open_img(p, NULL, false);
 		ok(b != NULL, "tables: bad refcount entry: opens");
 		cap_start();
 		rc = b ? write_pattern(b, 6 * MIB, 4096, 20) : -1;
@@ -1202,7 +1191,7 @@ static void test_nocache(void)
 	   "nocache: data read back");
 	blk_close(b);
 	check_clean(p, "nocache");
-	b = open_img(p, NULL, true);
+	b = bio_open_img(p, NULL, true);
 	ok(b && reads_pattern(b, 777, 5000, 26) &&
 		   reads_pattern(b, 1 * MIB, 256 * KIB, 27),
 	   "nocache: buffered reopen sees it");
@@ -1236,7 +1225,7 @@ static void test_qemu_images(void)
 	is_int(sh("qemu-img convert -O qcow2 -o compat=0.10 %s %s", raw, v2), 0,
 	       "qemu: v2 image made");
 	is_int(read_be32(v2, 4), 2, "qemu: it is version 2");
-	b = open_img(v2, NULL, false);
+	b = bio_open_img(v2, NULL, false);
 	ok(b && reads_pattern(b, 0, 2 * MIB, 21) &&
 		   reads_pattern(b, 2 * MIB, 64 * KIB, 0) &&
 		   reads_pattern(b, 2 * MIB + 64 * KIB, 4 * MIB - 64 * KIB, 21),
@@ -1252,7 +1241,7 @@ static void test_qemu_images(void)
 
 	is_int(sh("qemu-img convert -c -O qcow2 %s %s", raw, comp), 0,
 	       "qemu: compressed image made");
-	b = open_img(comp, NULL, false);
+	b = bio_open_img(comp, NULL, false);
 	ok(b && reads_pattern(b, 0, 2 * MIB, 21) &&
 		   reads_pattern(b, 2 * MIB, 64 * KIB, 0) &&
 		   reads_pattern(b, 3 * MIB + 777, 3 * MIB - 777, 21),
@@ -1276,7 +1265,7 @@ static void test_qemu_images(void)
 	/* an overlay made by qemu-img on our-written compressed image */
 	is_int(sh("qemu-img create -q -f qcow2 -b comp.qcow2 -F qcow2 %s", ov),
 	       0, "qemu: qemu-made overlay");
-	b = open_img(ov, NULL, false);
+	b = bio_open_img(ov, NULL, false);
 	ok(b && reads_pattern(b, 100000, 3000, 23) &&
 		   reads_pattern(b, 0, 65536, 21),
 	   "qemu: qemu overlay reads");

@@ -44,6 +44,7 @@
 #include "block/qcow2.h"
 #include "lib/log.h"
 #include "tests/tap.h"
+#include "tests/unit/blkio.h"
 
 #define BLK 4096
 #define MIB (1024 * 1024ULL)
@@ -51,23 +52,6 @@
 #define MAXBLKS 32
 #define TMPDIR "/var/tmp"
 static const char MAGIC[8] = {'K', 'H', 'Q', '2', 'S', 'T', 'M', 'P'};
-
-/* ---- random numbers ---- */
-
-static uint64_t rng_state = 1;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static uint64_t rng_below(uint64_t n)
-{
-	return n ? rng() % n : 0;
-}
 
 /* ---- stamps ---- */
 
@@ -126,110 +110,6 @@ static enum bstate stamp_check(const uint8_t *b, uint64_t off, uint64_t *seq)
 	return memcmp(b, want, BLK) ? B_BAD : B_STAMP;
 }
 
-/* ---- synchronous and queued block requests ---- */
-
-struct waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	unsigned pending;
-	int err;
-};
-
-struct io {
-	struct blk_req req;
-	struct iovec iov;
-	uint8_t *buf;
-	struct waiter *w;
-	uint64_t seq;
-	int err;
-};
-
-static void io_done(struct blk_req *r, int err)
-{
-	struct io *io = r->opaque;
-
-	pthread_mutex_lock(&io->w->lock);
-	io->err = err;
-	if (err && !io->w->err)
-		io->w->err = err;
-	io->w->pending--;
-	pthread_cond_broadcast(&io->w->cv);
-	pthread_mutex_unlock(&io->w->lock);
-}
-
-static void waiter_init(struct waiter *w)
-{
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->pending = 0;
-	w->err = 0;
-}
-
-static void wait_all(struct waiter *w)
-{
-	pthread_mutex_lock(&w->lock);
-	while (w->pending)
-		pthread_cond_wait(&w->cv, &w->lock);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static int submit(struct blk *b, struct io *io, struct waiter *w)
-{
-	int rc;
-
-	io->w = w;
-	io->req.done = io_done;
-	io->req.opaque = io;
-	if (io->buf) {
-		io->iov.iov_base = io->buf;
-		io->iov.iov_len = (size_t)io->req.len;
-		io->req.iov = &io->iov;
-		io->req.iovcnt = 1;
-	}
-	pthread_mutex_lock(&w->lock);
-	w->pending++;
-	pthread_mutex_unlock(&w->lock);
-	rc = blk_submit(b, &io->req);
-	if (rc < 0) {
-		pthread_mutex_lock(&w->lock);
-		w->pending--;
-		pthread_mutex_unlock(&w->lock);
-	}
-	return rc;
-}
-
-static int run_one(struct blk *b, enum blk_op op, uint64_t off, void *buf,
-		   uint64_t len)
-{
-	struct waiter w;
-	struct io io;
-	int rc;
-
-	waiter_init(&w);
-	memset(&io, 0, sizeof(io));
-	io.req.op = op;
-	io.req.offset = off;
-	io.req.len = len;
-	io.buf = buf;
-	rc = submit(b, &io, &w);
-	if (rc < 0)
-		return rc;
-	wait_all(&w);
-	return io.err;
-}
-
-static struct blk *open_img(const char *path, const char *fmt, bool ro)
-{
-	struct blk_opts o;
-	struct blk *b = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.path = path;
-	o.format = fmt;
-	o.ro = ro;
-	return blk_open(&o, 4, &b) < 0 ? NULL : b;
-}
-
 /* ---- modes ---- */
 
 static int mode_base(const char *path, uint64_t mib)
@@ -279,11 +159,11 @@ static uint64_t *durable_map(const char *img, uint64_t nblk, bool create)
 static void __attribute__((noreturn))
 mode_writer(const char *img, uint64_t seed)
 {
-	struct blk *b = open_img(img, "qcow2", false);
+	struct blk *b = bio_open_img(img, "qcow2", false);
 	uint64_t nblk, *durable, *completed, seq, i, k;
 	struct timespec now;
-	struct io ios[QD];
-	struct waiter w;
+	struct bio_io ios[QD];
+	struct bio_waiter w;
 	unsigned n, j;
 
 	if (!b)
@@ -294,20 +174,20 @@ mode_writer(const char *img, uint64_t seed)
 	if (!durable || !completed)
 		exit(2);
 	memcpy(completed, durable, nblk * 8);
-	rng_state = seed ? seed : 1;
+	bio_rng_state = seed ? seed : 1;
 	/* Sequence numbers grow across runs: microseconds of the
 	 * monotonic clock, with room for 2^20 operations per run. */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	seq = ((uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000)
 	      << 20;
-	waiter_init(&w);
+	bio_waiter_init(&w);
 	for (;;) {
-		n = 1 + (unsigned)rng_below(QD);
+		n = 1 + (unsigned)bio_rng_below(QD);
 		for (j = 0; j < n; j++) {
-			struct io *io = &ios[j];
-			unsigned p = (unsigned)rng_below(100);
-			uint64_t cnt = 1 + rng_below(MAXBLKS);
-			uint64_t first = rng_below(nblk);
+			struct bio_io *io = &ios[j];
+			unsigned p = (unsigned)bio_rng_below(100);
+			uint64_t cnt = 1 + bio_rng_below(MAXBLKS);
+			uint64_t first = bio_rng_below(nblk);
 
 			if (p >= 85) /* sometimes whole, aligned clusters */
 				first &= ~15ULL;
@@ -329,12 +209,12 @@ mode_writer(const char *img, uint64_t seed)
 				io->req.op =
 					p < 85 ? BLK_DISCARD : BLK_WRITE_ZEROES;
 			}
-			if (submit(b, io, &w) < 0)
+			if (bio_submit(b, io, &w) < 0)
 				exit(3);
 		}
-		wait_all(&w);
+		bio_wait_all(&w);
 		for (j = 0; j < n; j++) {
-			struct io *io = &ios[j];
+			struct bio_io *io = &ios[j];
 
 			if (io->err)
 				exit(4);
@@ -346,8 +226,8 @@ mode_writer(const char *img, uint64_t seed)
 		}
 		/* Note: overlapping ops of one batch complete in submission
 		 * order (the block layer's rule), so the last one wins. */
-		if (rng_below(4) == 0) {
-			if (run_one(b, BLK_FLUSH, 0, NULL, 0))
+		if (bio_rng_below(4) == 0) {
+			if (bio_run_one(b, BLK_FLUSH, 0, NULL, 0))
 				exit(5);
 			memcpy(durable, completed, nblk * 8);
 		}
@@ -357,7 +237,7 @@ mode_writer(const char *img, uint64_t seed)
 /* 0 when every block is fine; prints the first problems. */
 static int verify(const char *img, unsigned *nbad, bool quiet)
 {
-	struct blk *b = open_img(img, NULL, true);
+	struct blk *b = bio_open_img(img, NULL, true);
 	uint64_t nblk, *durable, i, seq;
 	uint8_t *buf = malloc(MIB);
 	unsigned bad = 0;
@@ -369,7 +249,7 @@ static int verify(const char *img, unsigned *nbad, bool quiet)
 	durable = durable_map(img, nblk, false);
 	for (i = 0; i < nblk; i++) {
 		if (i % (MIB / BLK) == 0 &&
-		    run_one(b, BLK_READ, i * BLK, buf, MIB) < 0) {
+		    bio_run_one(b, BLK_READ, i * BLK, buf, MIB) < 0) {
 			bad++;
 			break;
 		}
@@ -411,9 +291,9 @@ static int mode_verify(const char *img)
 static int mode_apply(const char *img, const char *fmt, uint64_t seed,
 		      unsigned nops)
 {
-	struct blk *b = open_img(img, fmt, false);
-	struct io ios[QD];
-	struct waiter w;
+	struct blk *b = bio_open_img(img, fmt, false);
+	struct bio_io ios[QD];
+	struct bio_waiter w;
 	uint64_t size, i;
 	unsigned done = 0, n, j;
 	int rc = 0;
@@ -421,15 +301,15 @@ static int mode_apply(const char *img, const char *fmt, uint64_t seed,
 	if (!b)
 		return 2;
 	size = blk_size(b);
-	rng_state = seed ? seed : 1;
-	waiter_init(&w);
+	bio_rng_state = seed ? seed : 1;
+	bio_waiter_init(&w);
 	while (done < nops && rc == 0) {
-		n = 1 + (unsigned)rng_below(QD);
+		n = 1 + (unsigned)bio_rng_below(QD);
 		for (j = 0; j < n; j++) {
-			struct io *io = &ios[j];
-			unsigned p = (unsigned)rng_below(100);
-			uint64_t len = 1 + rng_below(256 * 1024);
-			uint64_t off = rng_below(size);
+			struct bio_io *io = &ios[j];
+			unsigned p = (unsigned)bio_rng_below(100);
+			uint64_t len = 1 + bio_rng_below(256 * 1024);
+			uint64_t off = bio_rng_below(size);
 
 			if (p & 1)
 				off &= ~511ULL, len = (len + 511) & ~511ULL;
@@ -447,12 +327,12 @@ static int mode_apply(const char *img, const char *fmt, uint64_t seed,
 				if (!io->buf)
 					return 2;
 				for (i = 0; i < len; i++)
-					io->buf[i] = (uint8_t)(rng() >> 32);
+					io->buf[i] = (uint8_t)(bio_rng() >> 32);
 			}
-			if (submit(b, io, &w) < 0)
+			if (bio_submit(b, io, &w) < 0)
 				rc = 3;
 		}
-		wait_all(&w);
+		bio_wait_all(&w);
 		for (j = 0; j < n; j++) {
 			if (ios[j].err)
 				rc = 4;
@@ -466,7 +346,7 @@ static int mode_apply(const char *img, const char *fmt, uint64_t seed,
 
 static int mode_dump(const char *img)
 {
-	struct blk *b = open_img(img, NULL, true);
+	struct blk *b = bio_open_img(img, NULL, true);
 	uint8_t *buf = malloc(MIB);
 	uint64_t size, off, len;
 
@@ -475,7 +355,7 @@ static int mode_dump(const char *img)
 	size = blk_size(b);
 	for (off = 0; off < size; off += len) {
 		len = size - off < MIB ? size - off : MIB;
-		if (run_one(b, BLK_READ, off, buf, len) < 0 ||
+		if (bio_run_one(b, BLK_READ, off, buf, len) < 0 ||
 		    fwrite(buf, 1, len, stdout) != len)
 			return 1;
 	}
@@ -518,7 +398,7 @@ static void crash_rounds(const char *img, unsigned rounds, uint64_t seed)
 		if (pid < 0)
 			return;
 		ts.tv_sec = 0;
-		ts.tv_nsec = (long)(50 + rng_below(400)) * 1000000L;
+		ts.tv_nsec = (long)(50 + bio_rng_below(400)) * 1000000L;
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
@@ -540,7 +420,7 @@ static void crash_rounds(const char *img, unsigned rounds, uint64_t seed)
 		is_int(bad, 0,
 		       "round %u: every block intact, flushed data kept", r);
 		if (dirty) { /* a read-write open repairs */
-			b = open_img(img, "qcow2", false);
+			b = bio_open_img(img, "qcow2", false);
 			ok(b != NULL, "round %u: dirty image reopens", r);
 			blk_close(b);
 			ok(!header_dirty(img), "round %u: dirty bit cleared",
@@ -560,7 +440,7 @@ static int self_test(void)
 
 	plan_no_plan();
 	log_init("t_qcow2_crash");
-	rng_state = 0x1234567;
+	bio_rng_state = 0x1234567;
 	snprintf(base, sizeof(base), TMPDIR "/t_q2crash.%d.base",
 		 (int)getpid());
 	snprintf(img, sizeof(img), TMPDIR "/t_q2crash.%d.qcow2", (int)getpid());

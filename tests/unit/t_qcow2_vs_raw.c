@@ -28,6 +28,7 @@
 #include "block/qcow2.h"
 #include "lib/log.h"
 #include "tests/tap.h"
+#include "tests/unit/blkio.h"
 
 #define KIB 1024ULL
 #define MIB (1024 * KIB)
@@ -35,121 +36,14 @@
 #define QD 16
 #define MAXLEN (256 * KIB)
 
-/* ---- random numbers (fixed seeds) ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static uint64_t rng_below(uint64_t n)
-{
-	return n ? rng() % n : 0;
-}
+/* ---- random data (fixed seeds) ---- */
 
 static void rng_fill(uint8_t *p, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 24);
-}
-
-/* ---- requests ---- */
-
-struct waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	unsigned pending;
-	int first_err;
-};
-
-struct io {
-	struct blk_req req;
-	struct iovec iov[3];
-	uint8_t *buf;
-	struct waiter *w;
-	int err;
-};
-
-static void io_done(struct blk_req *r, int err)
-{
-	struct io *io = r->opaque;
-
-	pthread_mutex_lock(&io->w->lock);
-	io->err = err;
-	if (err && !io->w->first_err)
-		io->w->first_err = err;
-	io->w->pending--;
-	pthread_cond_broadcast(&io->w->cv);
-	pthread_mutex_unlock(&io->w->lock);
-}
-
-static void waiter_init(struct waiter *w)
-{
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->pending = 0;
-	w->first_err = 0;
-}
-
-static void wait_all(struct waiter *w)
-{
-	pthread_mutex_lock(&w->lock);
-	while (w->pending)
-		pthread_cond_wait(&w->cv, &w->lock);
-	pthread_mutex_unlock(&w->lock);
-}
-
-/* Submit 'io' (filled in by the caller) to 'b'. */
-static int io_submit(struct blk *b, struct io *io, struct waiter *w)
-{
-	int rc;
-
-	io->w = w;
-	io->req.done = io_done;
-	io->req.opaque = io;
-	pthread_mutex_lock(&w->lock);
-	w->pending++;
-	pthread_mutex_unlock(&w->lock);
-	rc = blk_submit(b, &io->req);
-	if (rc < 0) {
-		pthread_mutex_lock(&w->lock);
-		w->pending--;
-		pthread_mutex_unlock(&w->lock);
-	}
-	return rc;
-}
-
-/* One synchronous request. */
-static int run_one(struct blk *b, enum blk_op op, uint64_t off, void *buf,
-		   uint64_t len)
-{
-	struct waiter w;
-	struct io io;
-	int rc;
-
-	waiter_init(&w);
-	memset(&io, 0, sizeof(io));
-	io.req.op = op;
-	io.req.offset = off;
-	io.req.len = len;
-	if (op == BLK_READ || op == BLK_WRITE) {
-		io.iov[0].iov_base = buf;
-		io.iov[0].iov_len = (size_t)len;
-		io.req.iov = io.iov;
-		io.req.iovcnt = 1;
-	}
-	rc = io_submit(b, &io, &w);
-	if (rc < 0)
-		return rc;
-	wait_all(&w);
-	return io.err;
+		p[i] = (uint8_t)(bio_rng() >> 24);
 }
 
 /* ---- images ---- */
@@ -204,19 +98,6 @@ static void copy_file(const char *from, const char *to)
 	free(buf);
 }
 
-static struct blk *open_img(const char *path, const char *fmt)
-{
-	struct blk_opts o;
-	struct blk *b = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.path = path;
-	o.format = fmt;
-	if (blk_open(&o, 4, &b) < 0)
-		return NULL;
-	return b;
-}
-
 /* ---- the random stream ---- */
 
 struct stats {
@@ -227,23 +108,23 @@ struct stats {
  * cluster and L2-table boundaries. */
 static void pick_range(uint64_t size, uint64_t cs, uint64_t *off, uint64_t *len)
 {
-	uint64_t l = 512 * (1 + rng_below(MAXLEN / 512));
+	uint64_t l = 512 * (1 + bio_rng_below(MAXLEN / 512));
 	uint64_t o, span = cs * (cs / 8);
 
-	switch (rng_below(4)) {
+	switch (bio_rng_below(4)) {
 	case 0: /* around an L2-table boundary */
-		o = span * rng_below(size / span + 1);
+		o = span * bio_rng_below(size / span + 1);
 		o = o > l / 2 ? o - l / 2 : 0;
 		break;
 	case 1: /* cluster aligned */
-		o = cs * rng_below(size / cs);
+		o = cs * bio_rng_below(size / cs);
 		break;
 	case 2: /* odd bytes */
-		o = rng_below(size);
-		l = 1 + rng_below(3 * cs);
+		o = bio_rng_below(size);
+		l = 1 + bio_rng_below(3 * cs);
 		break;
 	default:
-		o = 512 * rng_below(size / 512);
+		o = 512 * bio_rng_below(size / 512);
 	}
 	if (l > MAXLEN)
 		l = MAXLEN;
@@ -262,20 +143,20 @@ static void pick_range(uint64_t size, uint64_t cs, uint64_t *off, uint64_t *len)
 static void stream(struct blk *q, struct blk *r, uint64_t size, uint64_t cs,
 		   unsigned nops, struct stats *st)
 {
-	struct io qio[QD], rio[QD];
-	struct waiter wq, wr;
+	struct bio_io qio[QD], rio[QD];
+	struct bio_waiter wq, wr;
 	unsigned i, n, k;
 	uint64_t off, len;
 	enum blk_op op;
 
-	waiter_init(&wq);
-	waiter_init(&wr);
+	bio_waiter_init(&wq);
+	bio_waiter_init(&wr);
 	for (i = 0; i < nops; i += n) {
-		n = 1 + (unsigned)rng_below(QD);
+		n = 1 + (unsigned)bio_rng_below(QD);
 		if (n > nops - i)
 			n = nops - i;
 		for (k = 0; k < n; k++) {
-			unsigned p = (unsigned)rng_below(100);
+			unsigned p = (unsigned)bio_rng_below(100);
 
 			op = p < 55   ? BLK_WRITE
 			     : p < 75 ? BLK_READ
@@ -315,12 +196,12 @@ static void stream(struct blk *q, struct blk *r, uint64_t size, uint64_t cs,
 				rio[k].req.iov = rio[k].iov;
 				rio[k].req.iovcnt = 1;
 			}
-			if (io_submit(q, &qio[k], &wq) < 0 ||
-			    io_submit(r, &rio[k], &wr) < 0)
+			if (bio_submit(q, &qio[k], &wq) < 0 ||
+			    bio_submit(r, &rio[k], &wr) < 0)
 				st->errors++;
 		}
-		wait_all(&wq);
-		wait_all(&wr);
+		bio_wait_all(&wq);
+		bio_wait_all(&wr);
 		for (k = 0; k < n; k++) {
 			st->ops++;
 			if (qio[k].err || rio[k].err) {
@@ -361,8 +242,8 @@ static uint64_t compare_all(struct blk *q, struct blk *r, uint64_t size)
 		abort();
 	for (off = 0; off < size && bad == UINT64_MAX; off += len) {
 		len = size - off < MIB ? size - off : MIB;
-		if (run_one(q, BLK_READ, off, a, len) ||
-		    run_one(r, BLK_READ, off, b, len)) {
+		if (bio_run_one(q, BLK_READ, off, a, len) ||
+		    bio_run_one(r, BLK_READ, off, b, len)) {
 			bad = off;
 			break;
 		}
@@ -418,7 +299,7 @@ static void run_scenario(const struct scenario *sc, uint64_t seed)
 	uint64_t bad;
 	const char *n = sc->name;
 
-	rng_state = seed;
+	bio_rng_state = seed;
 	memset(&co, 0, sizeof(co));
 	co.size = sc->size;
 	co.cluster_bits = sc->cluster_bits;
@@ -433,8 +314,8 @@ static void run_scenario(const struct scenario *sc, uint64_t seed)
 	if (sc->backing == 2) {
 		/* base.raw <- mid.qcow2 (with data) <- top */
 		is_int(qcow2_create(mp, &co), 0, "%s: create the middle", n);
-		mid = open_img(mp, "qcow2");
-		r = open_img(rp, "raw");
+		mid = bio_open_img(mp, "qcow2", false);
+		r = bio_open_img(rp, "raw", false);
 		ok(mid && r, "%s: open middle and raw", n);
 		if (!mid || !r)
 			goto out;
@@ -451,8 +332,8 @@ static void run_scenario(const struct scenario *sc, uint64_t seed)
 	is_int(qcow2_create(qp, &co), 0, "%s: create", n);
 	if (sc->v2)
 		make_v2(qp);
-	q = open_img(qp, NULL);
-	r = open_img(rp, "raw");
+	q = bio_open_img(qp, NULL, false);
+	r = bio_open_img(rp, "raw", false);
 	ok(q && r, "%s: open both", n);
 	if (!q || !r)
 		goto out;
@@ -472,8 +353,8 @@ static void run_scenario(const struct scenario *sc, uint64_t seed)
 	check_refcounts(qp, n);
 
 	/* Reopen: the metadata comes from disk now; more traffic. */
-	q = open_img(qp, "qcow2");
-	r = open_img(rp, "raw");
+	q = bio_open_img(qp, "qcow2", false);
+	r = bio_open_img(rp, "raw", false);
 	ok(q && r, "%s: reopen", n);
 	if (!q || !r)
 		goto out;
