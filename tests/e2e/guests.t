@@ -17,14 +17,10 @@
 
 . "$(dirname "$0")/lib.sh"
 
-diag_output() {
-	echo "# serial output and messages:"
-	sed -e 's/^/#   /' "$tmp/out"
-}
-
-# run NAME CPUS EXPECTED_STATUS EXTRA_CMDLINE "LINE" ["LINE"...]
-# Each LINE is a fixed string that must appear in the output.
-run() {
+# guest NAME CPUS EXPECTED_STATUS EXTRA_CMDLINE "LINE" ["LINE"...]
+# Boots NAME with CPUS vCPUs; each LINE is a fixed string that must
+# appear in the output (checked by lib.sh's check).
+guest() {
 	name=$1
 	cpus=$2
 	want=$3
@@ -47,48 +43,26 @@ run() {
 		"vm$name" </dev/null >"$tmp/raw" 2>&1
 	st=$?
 	tr -d '\r' <"$tmp/raw" >"$tmp/out"
-	bad=0
-	if [ "$st" -eq "$want" ]; then
-		ok 1 "$what: exit status $want"
-	else
-		ok 0 "$what: exit status $want"
-		echo "# got exit status $st"
-		bad=1
-	fi
-	exc=0
-	if grep -q '^EXCEPTION vector' "$tmp/out"; then
-		exc=1
-	fi
-	for line in "$@"; do
-		if [ "$exc" -eq 0 ] && grep -qF -e "$line" "$tmp/out"; then
-			ok 1 "$what: prints \"$line\""
-		else
-			ok 0 "$what: prints \"$line\""
-			bad=1
-		fi
-	done
-	if [ "$bad" -eq 1 ]; then
-		diag_output
-	fi
+	check "$what" "$want" "$@"
 }
 
-run hello 1 33 "hello=world" "Hello from khyve guest" \
+guest hello 1 33 "hello=world" "Hello from khyve guest" \
 	'cmdline: "cpus=1 hello=world"' "PASS hello"
-run smp 2 33 "" "smp: AP with APIC id" "PASS smp"
-run rtc 1 33 "" "PASS rtc"
-run acpi 1 33 "" "PASS acpi"
-run acpi 2 33 "" "PASS acpi"
-run halt 2 2 "" "halt: all 2 CPUs halting"
-run triplefault 1 3 "" "triplefault: loading an empty IDT"
-run poweroff 1 1 "" "poweroff: entering ACPI S5"
-run reset 1 0 "" "reset: writing 0x06 to port 0xcf9"
-run ring3 1 33 "" "ring3: entering ring 3"
-run demo 2 1 "" "== CPUs (ACPI MADT)" "CPU 1: APIC id" \
+guest smp 2 33 "" "smp: AP with APIC id" "PASS smp"
+guest rtc 1 33 "" "PASS rtc"
+guest acpi 1 33 "" "PASS acpi"
+guest acpi 2 33 "" "PASS acpi"
+guest halt 2 2 "" "halt: all 2 CPUs halting"
+guest triplefault 1 3 "" "triplefault: loading an empty IDT"
+guest poweroff 1 1 "" "poweroff: entering ACPI S5"
+guest reset 1 0 "" "reset: writing 0x06 to port 0xcf9"
+guest ring3 1 33 "" "ring3: entering ring 3"
+guest demo 2 1 "" "== CPUs (ACPI MADT)" "CPU 1: APIC id" \
 	"== Memory map" "  00:00.0 " "  00:1f.0 " "== Real-time clock" \
 	"ACPI: S5: SLP_TYP"
-run pio-loop 1 33 "n=1000" "PASS pio-loop"
-run mmio-loop 1 33 "n=1000" "mmio-loop: 1000 MMIO writes"
-run libtest 1 33 "" "libtest: " "PASS libtest"
+guest pio-loop 1 33 "n=1000" "PASS pio-loop"
+guest mmio-loop 1 33 "n=1000" "mmio-loop: 1000 MMIO writes"
+guest libtest 1 33 "" "libtest: " "PASS libtest"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
