@@ -12,6 +12,7 @@
  * everything else here is written once by the BSP before any AP starts.
  */
 #include "defs.h"
+#include "gprs.inc"
 
 /*
  * XEN_ELFNOTE_PHYS32_ENTRY (18): the 32-bit physical entry point.  QEMU
@@ -199,21 +200,7 @@ isr_stubs:
 	.endr
 
 isr_common:
-	pushq %rax
-	pushq %rbx
-	pushq %rcx
-	pushq %rdx
-	pushq %rsi
-	pushq %rdi
-	pushq %rbp
-	pushq %r8
-	pushq %r9
-	pushq %r10
-	pushq %r11
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	PUSH_GPRS
 	movq %rsp, %rdi
 	call trap_handler
 	jmp halt_forever

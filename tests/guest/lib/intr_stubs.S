@@ -11,6 +11,7 @@
  * Threads: any CPU; the stubs use the interrupted stack only.  No state.
  */
 #include "defs.h"
+#include "gprs.inc"
 
 	.code64
 	.text
@@ -43,39 +44,11 @@ intr_stubs:
  * 16-byte aligned at the call, as the ABI wants.
  */
 intr_common:
-	pushq %rax
-	pushq %rbx
-	pushq %rcx
-	pushq %rdx
-	pushq %rsi
-	pushq %rdi
-	pushq %rbp
-	pushq %r8
-	pushq %r9
-	pushq %r10
-	pushq %r11
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	PUSH_GPRS
 	cld
 	movq %rsp, %rdi
 	call intr_dispatch
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %r11
-	popq %r10
-	popq %r9
-	popq %r8
-	popq %rbp
-	popq %rdi
-	popq %rsi
-	popq %rdx
-	popq %rcx
-	popq %rbx
-	popq %rax
+	POP_GPRS
 	addq $16, %rsp		/* vector and error code */
 	iretq
 
