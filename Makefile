@@ -41,7 +41,7 @@ endif
 CPPFLAGS := -D_GNU_SOURCE -Isrc -I.
 CFLAGS := -std=gnu11 -O2 -g -pthread -fno-strict-aliasing $(WARNINGS)
 LDFLAGS := -pthread
-LDLIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+LDLIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz) -lslirp -lmd
 ifeq ($(SAN),1)
 CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
@@ -60,13 +60,15 @@ KHYVE := $(O)/khyve
 KHYVECTL := $(O)/khyvectl
 KHYVE_IMG_SRCS := $(sort $(wildcard cmd/khyve-img/*.c))
 KHYVE_IMG := $(O)/khyve-img
+VM_SRCS := $(sort $(wildcard cmd/vm/*.c))
+VM := $(O)/vm
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/t_*.c))
 DEV_SRCS := $(sort $(wildcard tests/dev/t_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(O)/%)
 DEV_BINS := $(DEV_SRCS:%.c=$(O)/%)
 
-all: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) guests
+all: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) $(if $(VM_SRCS),$(VM)) guests
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -82,6 +84,10 @@ $(KHYVECTL): $(KHYVECTL_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(KHYVE_IMG): $(KHYVE_IMG_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(VM): $(VM_SRCS:%.c=$(O)/%.o) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

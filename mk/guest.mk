@@ -10,7 +10,7 @@
 GUEST_NAMES := hello demo smp rtc acpi halt triplefault poweroff reset \
 	ring3 pio-loop mmio-loop libtest idle unclaimed cpuid msr \
 	pcienum vrng vblk vcons vblk-bench \
-	vahci vatapi vnvme storage-bench
+	vahci vatapi vnvme storage-bench net-echo net-bench
 
 GUEST_LIB_C := $(sort $(wildcard tests/guest/lib/*.c))
 GUEST_LIB_S := $(sort $(wildcard tests/guest/lib/*.S))

@@ -9,9 +9,9 @@
 #   demo-linux  + busybox-static and cpio for the initramfs
 #   bench       + QEMU (the side-by-side peer) and bc
 set -e
-BASE="gcc make libc6-dev linux-libc-dev pkg-config perl"
+BASE="gcc make libc6-dev linux-libc-dev pkg-config perl zlib1g-dev libslirp-dev libmd-dev"
 case "${1:-check}" in
-check) PKGS="$BASE acpica-tools python3 qemu-utils zlib1g-dev" ;;
+check) PKGS="$BASE acpica-tools python3 qemu-utils iproute2 tcpdump" ;;
 demo) PKGS="$BASE" ;;
 demo-linux) PKGS="$BASE busybox-static cpio" ;;
 bench) PKGS="$BASE qemu-system-x86 bc" ;;

@@ -345,4 +345,93 @@ struct virtio_console_resize {
 	uint16_t rows;
 };
 
+/*
+ * Network device, virtio 1.2 §5.1.  Feature bits (§5.1.3), the header that
+ * precedes every frame in both directions (§5.1.6), config offsets
+ * (§5.1.4) and the control queue commands (§5.1.6.5).  Queues: 0 receiveq,
+ * 1 transmitq, 2 controlq (single queue pair, no VIRTIO_NET_F_MQ).
+ */
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GSO 6 /* legacy */
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_GUEST_UFO 10
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
+#define VIRTIO_NET_F_HOST_ECN 13
+#define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_CTRL_RX 18
+#define VIRTIO_NET_F_CTRL_VLAN 19
+#define VIRTIO_NET_F_CTRL_RX_EXTRA 20
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
+#define VIRTIO_NET_F_MQ 22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+
+#define VIRTIO_NET_Q_RX 0
+#define VIRTIO_NET_Q_TX 1
+#define VIRTIO_NET_Q_CTRL 2
+
+/* struct virtio_net_config byte offsets (§5.1.4) */
+#define VIRTIO_NET_CFG_MAC 0	     /* u8[6] */
+#define VIRTIO_NET_CFG_STATUS 6	     /* le16 */
+#define VIRTIO_NET_CFG_MAX_VQ_PAIRS 8 /* le16 */
+#define VIRTIO_NET_CFG_MTU 10	     /* le16 */
+#define VIRTIO_NET_CFG_SIZE 12
+#define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_S_ANNOUNCE 2
+
+/*
+ * The per-frame header (§5.1.6).  num_buffers is present with
+ * VIRTIO_NET_F_MRG_RXBUF or VERSION_1 (12 bytes); a legacy device without
+ * MRG_RXBUF uses the first 10 bytes only.  It is also the Linux tap
+ * "vnet header" (IFF_VNET_HDR, TUNSETVNETHDRSZ), so backends carry it.
+ */
+struct virtio_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+};
+_Static_assert(sizeof(struct virtio_net_hdr) == 12, "net hdr layout");
+#define VIRTIO_NET_HDR_LEN 12
+#define VIRTIO_NET_HDR_LEN_LEGACY 10
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_HDR_GSO_TCPV4 1
+#define VIRTIO_NET_HDR_GSO_UDP 3
+#define VIRTIO_NET_HDR_GSO_TCPV6 4
+#define VIRTIO_NET_HDR_GSO_ECN 0x80
+
+/* Control queue: class/command header, then data, then an ack byte. */
+#define VIRTIO_NET_OK 0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_RX 0
+#define VIRTIO_NET_CTRL_RX_PROMISC 0
+#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
+#define VIRTIO_NET_CTRL_RX_ALLUNI 2
+#define VIRTIO_NET_CTRL_RX_NOMULTI 3
+#define VIRTIO_NET_CTRL_RX_NOUNI 4
+#define VIRTIO_NET_CTRL_RX_NOBCAST 5
+#define VIRTIO_NET_CTRL_MAC 1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
+#define VIRTIO_NET_CTRL_MAC_ADDR_SET 1
+#define VIRTIO_NET_CTRL_VLAN 2
+#define VIRTIO_NET_CTRL_ANNOUNCE 3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
+#define VIRTIO_NET_CTRL_MQ 4
+#define VIRTIO_NET_CTRL_GUEST_OFFLOADS 5
+#define VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET 0
+
 #endif
