@@ -218,9 +218,11 @@ bool pci_bar_cfgwrite(struct pci_dev *pd, unsigned off, unsigned size,
 	case PCIBAR_MEM32:
 	case PCIBAR_MEM64:
 		mask = (uint32_t) ~(bar->size - 1);
-		nv = (nv & mask & ~0xfu) | bar_type_bits(bar);
-		if (bar->type == PCIBAR_IO)
+		if (bar->type == PCIBAR_IO) /* flag bits 1:0 (I/O BARs can
+					       be as small as 4 bytes) */
 			nv = (nv & mask & ~3u) | 1u;
+		else
+			nv = (nv & mask & ~0xfu) | bar_type_bits(bar);
 		break;
 	case PCIBAR_MEM64_HI:
 		bar = &pd->bar[idx - 1];
