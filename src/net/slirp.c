@@ -6,7 +6,8 @@
  * [gaddr]:gport[;rule...] (tcp or udp, IPv4; haddr defaults to any,
  * gaddr to 10.0.2.15) and open (let the guest open outbound connections;
  * without it the network is "restricted": the guest reaches only the
- * forwarded ports' peers and slirp's own DHCP/DNS, as in bhyve).
+ * forwarded ports' peers and slirp's own DHCP/DNS, as in bhyve; the
+ * filter is ours, see restricted_drop()).
  *
  * libslirp is not thread-safe, so every call into it happens on one
  * thread owned by this backend, which polls slirp's sockets, runs its
@@ -70,6 +71,13 @@ struct sl {
 	struct pollfd *pfd;    /* slirp thread only */
 	unsigned npfd, cap;
 	unsigned long dropped;
+	/* restricted mode (no "open"): see restricted_drop() */
+	bool restricted;
+	unsigned nfwd_udp;
+	struct {
+		uint32_t addr; /* network order */
+		uint16_t port; /* host order */
+	} fwd_udp[16];
 };
 
 static int64_t now_ns(void)
@@ -336,6 +344,56 @@ static void *slirp_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * bhyve's restricted slirp network: the guest may answer but not open
+ * connections.  libslirp's own "restricted" flag also drops the guest's
+ * replies on forwarded UDP ports, so slirp runs unrestricted and this
+ * filter drops, from the guest: TCP SYNs (without ACK) except DNS to
+ * 10.0.2.3; UDP except DHCP, DNS to 10.0.2.3 and datagrams from a
+ * forwarded guest address:port; ICMP beyond 10.0.2.0/24.  Frames that
+ * are not IPv4 (ARP) pass.  True = drop.
+ */
+static bool restricted_drop(const struct sl *s, const uint8_t *f, size_t len)
+{
+	const uint8_t *ip = f + 14, *l4;
+	uint32_t src, dst;
+	uint16_t sport, dport;
+	unsigned ihl, i;
+
+	if (len < 14 || f[12] != 0x08 || f[13] != 0x00)
+		return false; /* ARP and the rest: slirp checks them */
+	if (len < 34)
+		return true;
+	ihl = (ip[0] & 0xf) * 4u;
+	if ((ip[0] >> 4) != 4 || ihl < 20 || len < 14 + ihl + 8)
+		return true;
+	l4 = ip + ihl;
+	memcpy(&src, ip + 12, 4);
+	memcpy(&dst, ip + 16, 4);
+	sport = (uint16_t)(l4[0] << 8 | l4[1]);
+	dport = (uint16_t)(l4[2] << 8 | l4[3]);
+	switch (ip[9]) {
+	case 6: /* TCP */
+		if (len < 14 + ihl + 14)
+			return true;
+		if ((l4[13] & 0x12) != 0x02) /* not a bare SYN */
+			return false;
+		return !(dst == htonl(0x0a000203) && dport == 53);
+	case 17: /* UDP */
+		if (dport == 67 || (dst == htonl(0x0a000203) && dport == 53))
+			return false;
+		for (i = 0; i < s->nfwd_udp; i++)
+			if (s->fwd_udp[i].port == sport &&
+			    s->fwd_udp[i].addr == src)
+				return false;
+		return true;
+	case 1: /* ICMP */
+		return (ntohl(dst) & 0xffffff00u) != 0x0a000200u;
+	default:
+		return true;
+	}
+}
+
 /* ---- backend ops (NIC threads) ---- */
 
 static ssize_t sl_send(struct net_backend *be, const struct iovec *iov,
@@ -362,6 +420,10 @@ static ssize_t sl_send(struct net_backend *be, const struct iovec *iov,
 	for (i = 0; i < iovcnt; i++) {
 		memcpy(f->data + off, iov[i].iov_base, iov[i].iov_len);
 		off += iov[i].iov_len;
+	}
+	if (s->restricted && restricted_drop(s, f->data, len)) {
+		free(f);
+		return (ssize_t)len; /* like a firewall: silently */
 	}
 	pthread_mutex_lock(&s->lock);
 	fq_push(&s->tx, f);
@@ -507,11 +569,21 @@ static int add_rule(struct sl *s, const char *key, const char *rule)
 	if (parse_addr_port(&p, '-', any, &haddr, &hport) ||
 	    parse_addr_port(&p, 0, guest, &gaddr, &gport) || *p)
 		goto bad;
+	if (udp && s->nfwd_udp == sizeof(s->fwd_udp) / sizeof(s->fwd_udp[0])) {
+		log_err("%s: at most %zu udp forwards", key,
+			sizeof(s->fwd_udp) / sizeof(s->fwd_udp[0]));
+		return -EINVAL;
+	}
 	if (slirp_add_hostfwd(s->slirp, udp, haddr, hport, gaddr, gport) <
 	    0) {
 		log_err("%s: cannot forward %s port %d (in use?)", key,
 			udp ? "udp" : "tcp", hport);
 		return -EADDRINUSE;
+	}
+	if (udp) {
+		s->fwd_udp[s->nfwd_udp].addr = gaddr.s_addr;
+		s->fwd_udp[s->nfwd_udp].port = (uint16_t)gport;
+		s->nfwd_udp++;
 	}
 	return 0;
 bad:
@@ -571,7 +643,8 @@ int net_slirp_open(struct net_backend **out, struct cfg_node *node,
 	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.version = 4;
-	cfg.restricted = !open_net;
+	cfg.restricted = 0; /* see restricted_drop() */
+	s->restricted = !open_net;
 	cfg.in_enabled = true;
 	inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
 	inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);

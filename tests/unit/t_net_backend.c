@@ -535,6 +535,118 @@ out:
 	cfg_free(root);
 }
 
+static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(p[n - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* A TCP SYN from 10.0.2.15:40000 to 10.0.2.2:port (the host). */
+static size_t build_syn(uint8_t *f, const uint8_t mac[6], uint16_t port)
+{
+	uint8_t *ip = f + 14, *tcp = f + 34, ph[12];
+	uint16_t c;
+
+	memset(f, 0, 54);
+	memcpy(f, "\x52\x55\x0a\x00\x02\x02", 6); /* slirp's MAC */
+	memcpy(f + 6, mac, 6);
+	f[12] = 0x08;
+	ip[0] = 0x45;
+	ip[3] = 40;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, "\x0a\x00\x02\x0f", 4);
+	memcpy(ip + 16, "\x0a\x00\x02\x02", 4);
+	c = csum(ip, 20, 0);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	tcp[0] = 40000 >> 8;
+	tcp[1] = 40000 & 0xff;
+	tcp[2] = (uint8_t)(port >> 8);
+	tcp[3] = (uint8_t)port;
+	tcp[7] = 1;	/* seq 1 */
+	tcp[12] = 0x50; /* 20-byte header */
+	tcp[13] = 0x02; /* SYN */
+	tcp[14] = 0x40; /* window */
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 6;
+	ph[10] = 0;
+	ph[11] = 20;
+	{
+		uint32_t sum = 0;
+		size_t i;
+
+		for (i = 0; i < 12; i += 2)
+			sum += (uint32_t)(ph[i] << 8 | ph[i + 1]);
+		c = csum(tcp, 20, sum);
+	}
+	tcp[16] = (uint8_t)(c >> 8);
+	tcp[17] = (uint8_t)c;
+	return 54;
+}
+
+/* Does the guest's SYN to a host listener get a SYN-ACK back? */
+static bool slirp_syn_answered(struct event_loop *ev, bool open_net)
+{
+	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x57};
+	struct cfg_node *root = cfg_new();
+	struct devctx ctx = {.ev = ev, .vm_name = "t"};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct net_backend *be = NULL;
+	uint8_t f[64], buf[2048];
+	struct iovec iov = {f, 0};
+	socklen_t sl = sizeof(sa);
+	bool answered = false;
+	struct cfg_node *n;
+	int l, i;
+	ssize_t got;
+
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&sa, &sl))
+		goto out;
+	n = nic(root, "slirp");
+	if (open_net)
+		cfg_set(n, "open", "true");
+	if (net_backend_open(&be, n, &ctx, rx_cb, NULL))
+		goto out;
+	/* an ARP request first, so slirp knows the guest's MAC */
+	memset(f, 0, sizeof(f));
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	memcpy(f + 12, "\x08\x06\x00\x01\x08\x00\x06\x04\x00\x01", 10);
+	memcpy(f + 22, mac, 6);
+	memcpy(f + 28, "\x0a\x00\x02\x0f", 4);
+	memcpy(f + 38, "\x0a\x00\x02\x02", 4);
+	iov.iov_len = 42;
+	net_backend_send(be, &iov, 1);
+	recv_wait(be, buf, sizeof(buf));
+	iov.iov_len = build_syn(f, mac, ntohs(sa.sin_port));
+	net_backend_send(be, &iov, 1);
+	for (i = 0; i < 5 && !answered; i++) {
+		got = recv_wait(be, buf, sizeof(buf));
+		answered = got >= 54 && buf[23] == 6 &&
+			   (buf[47] & 0x12) == 0x12;
+		if (got <= 0)
+			break;
+	}
+	net_backend_close(be);
+out:
+	if (l >= 0)
+		close(l);
+	cfg_free(root);
+	return answered;
+}
+
 int main(void)
 {
 	struct event_loop *ev;
@@ -552,6 +664,10 @@ int main(void)
 	test_dgram(ev);
 	test_tap(ev);
 	test_slirp(ev);
+	ok(!slirp_syn_answered(ev, false),
+	   "slirp restricted (default): the guest cannot open a connection");
+	ok(slirp_syn_answered(ev, true),
+	   "slirp open: the guest's SYN to the host is answered");
 	event_loop_stop(ev, 0);
 	pthread_join(th, NULL);
 	event_loop_free(ev);
