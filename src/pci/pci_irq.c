@@ -229,9 +229,18 @@ int pci_msix_init(struct pci_dev *pd, unsigned nvec, unsigned bar,
 	return 0;
 }
 
+/* The MSI-X control word.  Device threads read it without the config
+ * lock while a vCPU may write it: single-byte atomic loads, so a reader
+ * sees either the old or the new value of each byte. */
 static uint16_t msix_ctrl(struct pci_dev *pd)
 {
-	return pd->msix.cap ? pci_get16(pd, pd->msix.cap + 2) : 0;
+	const uint8_t *p;
+
+	if (!pd->msix.cap)
+		return 0;
+	p = &pd->cfg[pd->msix.cap + 2];
+	return (uint16_t)(__atomic_load_n(&p[0], __ATOMIC_RELAXED) |
+			  __atomic_load_n(&p[1], __ATOMIC_RELAXED) << 8);
 }
 
 bool pci_msix_enabled(struct pci_dev *pd)
