@@ -25,40 +25,74 @@
  *      in the caches.
  * Metadata reaches the file only in a commit (guest FLUSH, close, or when
  * the caches outgrow their size), in this order:
- *   C0 fdatasync: the data of every linked cluster is durable before
- *      anything on disk points at it;
- *   C1 set the header's dirty bit (v3), write the dirty refcount blocks and
- *      the L2 tables that are new (nothing on disk points at those yet);
+ *   C0 set the header's dirty bit (v3), fdatasync: the data of every
+ *      linked cluster, and the dirty bit, are durable before anything on
+ *      disk points at that data;
+ *   C1 write the dirty refcount blocks and the L2 tables that are new
+ *      (nothing on disk points at those yet);
  *   C2 fdatasync: refcounts are durable before the pointers using them;
  *   C3 write the other dirty L2 tables and the dirty pages of the L1 table;
  *   C4 fdatasync;
- *   C5 apply queued refcount decrements (for clusters whose last pointer
- *      was removed in C3, now durable), write those blocks, and clear the
- *      dirty bit.
+ *   C5 decrement the refcounts of clusters whose last pointer went in C3
+ *      (durable now), write those blocks, fdatasync;
+ *   C6 clear the dirty bit.
  * So on disk no refcount is ever below the number of pointers to its
- * cluster, whenever the process dies or the power fails: 'qemu-img
- * check' finds no errors.  Leaks (a refcount above the pointers) cannot
- * be excluded by ordering: a refcount and the pointer that uses its
- * cluster live in different clusters of the file, no single write changes
- * both, and the refcount must be durable first.  Such a state exists only
- * between C1 and C5 of a commit, and the dirty bit covers exactly that
- * window.  After a kill -9 outside it the image has no leaks at all;
- * inside it the image is marked dirty, and the next read-write open (ours,
- * or QEMU's) recounts and repairs the leaks before anything else.
- * (Version 2 has no dirty bit; the window is the same, unmarked.)
+ * cluster, however the process ends or the power fails: 'qemu-img check'
+ * finds no errors.  Leaks (a refcount above the pointers) cannot be
+ * excluded by ordering: a refcount and the pointer that uses its cluster
+ * live in different clusters of the file, no single write changes both,
+ * and the refcount must be durable first.  They exist between C1 and C5.
+ *
+ * Kill -9 kills the VMM, not the kernel and its page cache: what matters
+ * is that no commit stops half way.  So a commit is not written by the
+ * VMM but built as a plan (qcow2_commit.h): every write of C0..C6 with its
+ * bytes, and the syncs, in shared memory, handed over in one message to a
+ * helper process forked when the image was opened read-write.  The helper
+ * executes the whole plan and answers; the VMM waits for the answer (under
+ * the lock, as it would for writes of its own).  If the VMM dies after
+ * handing a plan over, the helper still executes all of it, then exits; if
+ * it dies before, nothing of that commit was written, and clusters
+ * reserved or linked since the previous commit have refcount 0 on disk
+ * (free space).  The image goes from one consistent state to the next:
+ * after a kill -9 at any moment, once the helper has exited (it keeps the
+ * image's lock until then), 'qemu-img check' finds no errors and no leaks.
+ * The dirty bit may be left set, without leaks: a guest FLUSH sets it
+ * before its data sync (C0, done outside the lock, see below), so a kill
+ * during that sync leaves it, and the next read-write open recounts.
+ * While a plan is being built the caches evict nothing: a table the plan
+ * writes stays cached, and a table loaded meanwhile (C5 may need refcount
+ * blocks) has nothing pending in the plan, so the file is current for it
+ * (earlier plans ran to the end before their commit returned).  Without a
+ * helper (fork failed: one warning; or a test turned helpers off) plans
+ * run in the VMM, and a kill inside C1..C5 leaves leaks, marked by the
+ * dirty bit.
+ *
+ * Power loss takes the page cache too, so only the syncs order things,
+ * and a plan stops wherever the power went.  The dirty bit is durable
+ * before the first write that can leak (C0) and cleared only after the
+ * sync ending the commit (C4, or C5's): after a power loss an image with a
+ * clear bit has no leaks, and one with the bit set has the next read-write
+ * open (ours, or QEMU's) recount and repair the leaks before anything
+ * else.  Writes and metadata since the last completed FLUSH may be lost,
+ * as on a disk with a volatile cache; the image stays consistent.
+ * (Version 2 has no dirty bit: its leaks after a power loss inside a
+ * commit stay until 'qemu-img check -r leaks'.)
  *
  * Discard and write-zeroes never free a cluster, which would need the same
  * two-step dance in reverse: an allocated cluster keeps its mapping and
  * its host range is punched out (a hole reads as zeros); an unallocated
  * cluster over a backing file gets the v3 zero flag.  Clusters are freed
- * only when a compressed or shared cluster is rewritten elsewhere (C5).
+ * only when a compressed or shared cluster is rewritten elsewhere (C5);
+ * while a read that looked one up before may still use it ('fragile',
+ * below) it is kept out of allocation ('held').
  * A refcount block is created when allocation reaches a range without one:
  * it is placed inside the range it describes and counts itself, is written
  * and synced, and then one 8-byte write of the refcount-table entry makes
- * it live, so it is never a leak.  Growing the refcount table (rare: with
- * 64 KiB clusters one table cluster covers 16 TiB) commits first, writes
- * the new table and blocks, syncs, switches the header in one write,
- * syncs and frees the old table, with the dirty bit set throughout.
+ * it live, so it is never a leak (the VMM writes these itself).  Growing
+ * the refcount table (rare: with 64 KiB clusters one table cluster covers
+ * 16 TiB) commits first, then in one plan sets the dirty bit, writes the
+ * new table and blocks, syncs, switches the header in one write, syncs,
+ * and frees the old table (C5, C6).
  *
  * THREADS AND LOCKS.  The block layer calls preadv/pwritev/discard/
  * write_zeroes/flush from its workers concurrently.  One reader-writer
@@ -76,11 +110,15 @@
  * clusters are only reused after C5, and not while a read of such a
  * cluster is running: 'fragile') or the new one (linked after its data is
  * written).  Commits hold the lock exclusive, except for the first
- * fdatasync of a guest flush.  Backing images are separate read-only
- * instances with their own locks; open, close and the khyve-img functions
- * run on the caller's thread with no worker running.
+ * fdatasync of a guest flush, and wait under it for the helper's answer.
+ * The helper is a single-threaded process that shares only the image
+ * file, the plan memory and a socket with the VMM (qcow2_commit.c).
+ * Backing images are separate read-only instances with their own locks;
+ * open, close and the khyve-img functions run on the caller's thread with
+ * no worker running.
  */
 #include "block/qcow2.h"
+#include "block/qcow2_commit.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -346,12 +384,17 @@ struct qcow2 {
 	struct rlist resv;   /* reserved host clusters */
 	struct rlist infl;   /* guest clusters being allocated */
 	struct rlist pfree;  /* host clusters to decrement in C5 */
+	struct rlist held;   /* freed in C5 while 'fragile': not reusable */
 	unsigned fragile;    /* reads of clusters that may be freed (atomic) */
 	uint64_t link_gen, synced_gen;
 	bool meta_dirty;	   /* some table or L1 page is dirty */
 	bool failed;		   /* a metadata write failed: no more writes */
 	bool want_commit;	   /* a cache is over its cap */
 	bool dirty_on_disk;	   /* we set the header's dirty bit */
+	bool dirty_durable;	   /* ... and synced it since */
+	unsigned dirty_gen;	   /* bumped when the bit changes */
+	struct qcow2_commit *cm;   /* plans and their helper (writable) */
+	bool planning;		   /* metadata writes go into cm's plan */
 	pthread_rwlock_t lock;	   /* shared: lookups in cached tables */
 	pthread_mutex_t infl_lock; /* with cv: waits for allocations */
 	pthread_cond_t cv;
@@ -525,15 +568,18 @@ static struct slot *cache_find(struct cache *c, uint64_t key)
  * slot when the cache is at its cap, else a new slot (past the cap only
  * when every slot is dirty: then a commit is wanted at the end of the
  * operation, never in the middle of one, where the in-memory metadata may
- * be half way through a change).  A slot pointer stays valid until the
- * next claim in the same cache.
+ * be half way through a change).  While a plan is being built nothing is
+ * evicted: a clean slot may be clean only because the plan writes it, and
+ * reading it back from the disk would miss that (the cache is trimmed
+ * after the plan ran).  A slot pointer stays valid until the next claim
+ * in the same cache.
  */
 static struct slot *cache_claim(struct qcow2 *q, struct cache *c, uint64_t key)
 {
 	struct slot *s = NULL, **sv;
 	unsigned i;
 
-	if (c->n >= c->cap) {
+	if (c->n >= c->cap && !q->planning) {
 		for (i = 0; i < c->n; i++) {
 			struct slot *t = c->slots[i];
 
@@ -566,7 +612,7 @@ static struct slot *cache_claim(struct qcow2 *q, struct cache *c, uint64_t key)
 		}
 		s->pos = c->n;
 		c->slots[c->n++] = s;
-		if (c->n > c->cap)
+		if (c->n > c->cap && !q->planning)
 			q->want_commit = true;
 	}
 	s->key = key;
@@ -682,13 +728,60 @@ static int file_sync(struct qcow2 *q)
 	return blk_file_flush(q->f);
 }
 
+/*
+ * Metadata writes and syncs: into the plan being built (between
+ * plan_begin() and plan_end()), else straight to the file.
+ */
+static int meta_write(struct qcow2 *q, const void *buf, size_t len,
+		      uint64_t off)
+{
+	if (q->planning)
+		return qcow2_commit_write(q->cm, buf, len, off);
+	return file_pwrite(q, buf, len, off);
+}
+
+static int meta_sync(struct qcow2 *q)
+{
+	if (q->planning)
+		return qcow2_commit_sync(q->cm);
+	return file_sync(q);
+}
+
+/* Start collecting metadata writes into a plan (no-op without a commit
+ * object, or when a plan is open already: it then takes them).  Returns
+ * whether this call opened the plan, for plan_end(). */
+static bool plan_begin(struct qcow2 *q)
+{
+	if (!q->cm || q->planning)
+		return false;
+	q->planning = true;
+	return true;
+}
+
+/*
+ * Close the plan opened by plan_begin() (when 'opened'): with 'rc' 0 hand
+ * it over and wait until it is on disk, else throw it away.  Returns the
+ * plan's result, or 'rc'.
+ */
+static int plan_end(struct qcow2 *q, bool opened, int rc)
+{
+	if (!opened)
+		return rc;
+	q->planning = false;
+	if (rc < 0) {
+		qcow2_commit_abort(q->cm);
+		return rc;
+	}
+	return qcow2_commit_run(q->cm);
+}
+
 /* Rewrite one 8-byte header field. */
 static int hdr_put64(struct qcow2 *q, unsigned field, uint64_t v)
 {
 	uint8_t b[8];
 
 	put_be64(b, v);
-	return file_pwrite(q, b, 8, field);
+	return meta_write(q, b, 8, field);
 }
 
 /* Set or clear the v3 dirty bit on disk (no sync: see the top). */
@@ -705,6 +798,8 @@ static int hdr_set_dirty(struct qcow2 *q, bool on)
 		return rc;
 	q->incompat = v;
 	q->dirty_on_disk = on;
+	q->dirty_durable = false;
+	q->dirty_gen++;
 	return 0;
 }
 
@@ -1081,7 +1176,8 @@ static int cluster_free(struct qcow2 *q, uint64_t c, bool *is_free)
 	int rc;
 
 	*is_free = false;
-	if (cluster_protected(q, c) || rlist_overlaps(&q->resv, c, 1))
+	if (cluster_protected(q, c) || rlist_overlaps(&q->resv, c, 1) ||
+	    rlist_overlaps(&q->held, c, 1))
 		return 0;
 	rc = rc_read(q, c, &v);
 	*is_free = rc == 0 && v == 0;
@@ -1104,10 +1200,20 @@ static bool rb_exists(const struct qcow2 *q, uint64_t c)
 static int alloc_find(struct qcow2 *q, uint64_t want, uint64_t *start,
 		      uint64_t *n)
 {
-	uint64_t c = q->free_hint, m;
+	uint64_t c, m;
+	unsigned i;
 	bool fr;
 	int rc;
 
+	if (q->held.n && !__atomic_load_n(&q->fragile, __ATOMIC_ACQUIRE)) {
+		/* no read of a freed cluster can still be running */
+		for (i = 0; i < q->held.n; i++) {
+			if (q->held.v[i].start < q->free_hint)
+				q->free_hint = q->held.v[i].start;
+		}
+		q->held.n = 0;
+	}
+	c = q->free_hint;
 	for (;;) {
 		if (c >= q->file_limit) {
 			log_ratelimited(1000, "%s: no space left in the image",
@@ -1162,14 +1268,25 @@ static int queue_free(struct qcow2 *q, const struct ent *d)
 	}
 }
 
-/* C5: decrement the queued clusters (their pointers are gone on disk). */
+/*
+ * C5: decrement the queued clusters (their pointers are gone on disk).
+ * While reads that may use such clusters run ('fragile'), the clusters
+ * are also held back from allocation, until alloc_find() sees none.
+ */
 static int apply_frees(struct qcow2 *q)
 {
+	bool hold = __atomic_load_n(&q->fragile, __ATOMIC_ACQUIRE) != 0;
 	uint64_t c, v;
 	unsigned i;
 	int rc;
 
 	for (i = 0; i < q->pfree.n; i++) {
+		if (hold) {
+			rc = rlist_add(&q->held, q->pfree.v[i].start,
+				       q->pfree.v[i].n);
+			if (rc < 0)
+				return rc;
+		}
 		for (c = q->pfree.v[i].start;
 		     c < q->pfree.v[i].start + q->pfree.v[i].n; c++) {
 			rc = rc_read(q, c, &v);
@@ -1234,7 +1351,7 @@ static int link_cluster(struct qcow2 *q, uint64_t g, uint64_t h)
 
 static int slot_write(struct qcow2 *q, struct slot *s)
 {
-	return file_pwrite(q, s->buf, (size_t)q->cs, s->off);
+	return meta_write(q, s->buf, (size_t)q->cs, s->off);
 }
 
 static int write_dirty_rbs(struct qcow2 *q)
@@ -1286,8 +1403,8 @@ static int write_dirty_l1(struct qcow2 *q)
 		hi = lo + 512 < q->l1_size ? lo + 512 : q->l1_size;
 		for (i = lo; i < hi; i++)
 			put_be64(buf + 8 * (i - lo), q->l1[i]);
-		rc = file_pwrite(q, buf, (size_t)(8 * (hi - lo)),
-				 q->l1_off + 8 * lo);
+		rc = meta_write(q, buf, (size_t)(8 * (hi - lo)),
+				q->l1_off + 8 * lo);
 		if (rc < 0)
 			return rc;
 		q->l1_dirty[p] = 0;
@@ -1296,59 +1413,87 @@ static int write_dirty_l1(struct qcow2 *q)
 }
 
 /*
- * Write every metadata change back, in the order described at the top
- * (C0..C5).  Under the lock.  A failure leaves the image read-only.
+ * C0: the data of every linked cluster, and the header's dirty bit (v3),
+ * durable before any write that could leave a leak after a power loss.
  */
-static int commit_locked(struct qcow2 *q)
+static int commit_start(struct qcow2 *q)
 {
-	int rc = 0;
+	bool sync = q->synced_gen != q->link_gen;
+	int rc;
 
-	if (q->failed)
-		return -EIO;
-	if (!q->meta_dirty && !q->pfree.n)
-		goto clean;
-	if (q->synced_gen != q->link_gen) { /* C0 */
-		rc = file_sync(q);
+	if (q->version >= 3 && !q->dirty_durable) {
+		rc = hdr_set_dirty(q, true);
 		if (rc < 0)
-			return meta_fail(q, rc);
-		q->synced_gen = q->link_gen;
+			return rc;
+		sync = true;
+	}
+	if (!sync)
+		return 0;
+	rc = meta_sync(q);
+	if (rc < 0)
+		return rc;
+	q->synced_gen = q->link_gen;
+	q->dirty_durable = q->dirty_on_disk;
+	return 0;
+}
+
+/*
+ * Every metadata change, in the order described at the top (C0..C6), into
+ * the open plan (or to the file when there is no commit object).
+ */
+static int commit_build(struct qcow2 *q)
+{
+	int rc;
+
+	if (q->meta_dirty || q->pfree.n) {
+		rc = commit_start(q); /* C0 */
+		if (rc < 0)
+			return rc;
 	}
 	if (q->meta_dirty) {
-		rc = hdr_set_dirty(q, true); /* C1 */
-		if (rc == 0)
-			rc = write_dirty_rbs(q);
+		rc = write_dirty_rbs(q); /* C1 */
 		if (rc == 0)
 			rc = write_dirty_l2s(q, true);
 		if (rc == 0)
-			rc = file_sync(q); /* C2 */
+			rc = meta_sync(q); /* C2 */
 		if (rc == 0)
 			rc = write_dirty_l2s(q, false); /* C3 */
 		if (rc == 0)
 			rc = write_dirty_l1(q);
 		if (rc == 0)
-			rc = file_sync(q); /* C4 */
+			rc = meta_sync(q); /* C4 */
 		if (rc < 0)
-			return meta_fail(q, rc);
+			return rc;
 		q->meta_dirty = false;
 	}
-	if (q->pfree.n && !__atomic_load_n(&q->fragile, __ATOMIC_ACQUIRE)) {
-		/* C5 */
-		rc = hdr_set_dirty(q, true);
-		if (rc == 0)
-			rc = apply_frees(q);
+	if (q->pfree.n) {
+		rc = apply_frees(q); /* C5 */
 		if (rc == 0)
 			rc = write_dirty_rbs(q);
+		if (rc == 0)
+			rc = meta_sync(q);
 		if (rc < 0)
-			return meta_fail(q, rc);
+			return rc;
 		q->meta_dirty = false;
 	}
-clean:
-	if (!q->pfree.n && !q->meta_dirty) {
-		rc = hdr_set_dirty(q, false);
-		if (rc < 0)
-			return meta_fail(q, rc);
-	}
-	return 0;
+	return hdr_set_dirty(q, false); /* C6 */
+}
+
+/*
+ * Write every metadata change back as one plan (see the top).  Under the
+ * lock.  A failure leaves the image read-only.
+ */
+static int commit_locked(struct qcow2 *q)
+{
+	bool opened;
+	int rc;
+
+	if (q->failed)
+		return -EIO;
+	opened = plan_begin(q);
+	rc = commit_build(q);
+	rc = plan_end(q, opened, rc);
+	return rc < 0 ? meta_fail(q, rc) : 0;
 }
 
 /* End of an operation that may have grown a cache: commit and trim. */
@@ -1376,6 +1521,7 @@ static int rt_grow(struct qcow2 *q, uint64_t need)
 	uint64_t entries = q->rt_entries * 2, old_off = q->rt_off, *nrt = NULL;
 	uint32_t old_nc = q->rt_clusters;
 	uint8_t *tab = NULL, *blocks = NULL, hdr[12];
+	bool opened;
 	unsigned i;
 	int rc;
 
@@ -1431,16 +1577,18 @@ static int rt_grow(struct qcow2 *q, uint64_t need)
 		nrt[r] = (start + nc + i) << q->cluster_bits;
 		i++;
 	}
-	rc = hdr_set_dirty(q, true);
+	rc = cache_grow_index(&q->rbc, entries);
 	if (rc < 0)
-		goto fail;
+		goto out;
+	/* One plan: the new table and blocks, the header switch, and the
+	 * old table freed. */
+	opened = plan_begin(q);
+	rc = commit_start(q);
 	/* Count every cluster of the new area, in new or existing blocks. */
-	for (c = start; c < area_end; c++) {
+	for (c = start; rc == 0 && c < area_end; c++) {
 		r = c >> q->rb_bits;
 		if (r < q->rt_entries && q->rt[r]) {
 			rc = rc_write(q, c, 1);
-			if (rc < 0)
-				goto fail;
 			continue;
 		}
 		i = (unsigned)(((nrt[r] >> q->cluster_bits) - start) - nc);
@@ -1448,43 +1596,41 @@ static int rt_grow(struct qcow2 *q, uint64_t need)
 	}
 	for (r = 0; r < entries; r++)
 		put_be64(tab + 8 * r, nrt[r]);
-	rc = write_dirty_rbs(q);
+	if (rc == 0)
+		rc = write_dirty_rbs(q);
 	if (rc == 0 && nb)
-		rc = file_pwrite(q, blocks, (size_t)(nb * q->cs),
-				 (start + nc) << q->cluster_bits);
+		rc = meta_write(q, blocks, (size_t)(nb * q->cs),
+				(start + nc) << q->cluster_bits);
 	if (rc == 0)
-		rc = file_pwrite(q, tab, (size_t)(nc * q->cs),
-				 start << q->cluster_bits);
+		rc = meta_write(q, tab, (size_t)(nc * q->cs),
+				start << q->cluster_bits);
 	if (rc == 0)
-		rc = file_sync(q);
-	if (rc < 0)
-		goto fail;
+		rc = meta_sync(q);
 	put_be64(hdr, start << q->cluster_bits);
 	put_be32(hdr + 8, (uint32_t)nc);
-	rc = file_pwrite(q, hdr, sizeof(hdr), H_RT_OFF);
 	if (rc == 0)
-		rc = file_sync(q);
-	if (rc < 0)
-		goto fail;
-	/* Live: switch the in-memory view, then free the old table. */
-	rc = cache_grow_index(&q->rbc, entries);
-	if (rc < 0)
-		goto fail;
-	free(q->rt);
-	q->rt = nrt;
-	nrt = NULL;
-	q->rt_entries = entries;
-	q->rt_off = start << q->cluster_bits;
-	q->rt_clusters = (uint32_t)nc;
-	q->file_end = area_end;
-	if (q->free_hint >= start && q->free_hint < area_end)
-		q->free_hint = area_end;
-	rc = rlist_add(&q->pfree, old_off >> q->cluster_bits, old_nc);
+		rc = meta_write(q, hdr, sizeof(hdr), H_RT_OFF);
 	if (rc == 0)
-		rc = commit_locked(q);
-	goto out;
-fail:
-	rc = meta_fail(q, rc);
+		rc = meta_sync(q);
+	if (rc == 0) {
+		/* Live once the plan ran: switch the in-memory view, then
+		 * free the old table. */
+		free(q->rt);
+		q->rt = nrt;
+		nrt = NULL;
+		q->rt_entries = entries;
+		q->rt_off = start << q->cluster_bits;
+		q->rt_clusters = (uint32_t)nc;
+		q->file_end = area_end;
+		if (q->free_hint >= start && q->free_hint < area_end)
+			q->free_hint = area_end;
+		rc = rlist_add(&q->pfree, old_off >> q->cluster_bits, old_nc);
+	}
+	if (rc == 0)
+		rc = commit_build(q);
+	rc = plan_end(q, opened, rc);
+	if (rc < 0)
+		rc = meta_fail(q, rc);
 out:
 	free(nrt);
 	free(tab);
@@ -2074,15 +2220,27 @@ static int q2_write_zeroes(struct blk_backend *be, uint64_t off, uint64_t len)
 	return q2_zero_range(q2(be), off, len, false);
 }
 
+/*
+ * A guest FLUSH: C0 outside the lock (the long data sync does not hold up
+ * other requests), with the dirty bit set before it when the commit will
+ * need it, then the rest of the commit.
+ */
 static int q2_flush(struct blk_backend *be)
 {
 	struct qcow2 *q = q2(be);
+	unsigned dg;
 	uint64_t g;
 	int rc;
 
 	lock_excl(q);
 	g = q->link_gen;
 	rc = q->failed ? -EIO : 0;
+	if (rc == 0 && (q->meta_dirty || q->pfree.n) && !q->dirty_durable) {
+		rc = hdr_set_dirty(q, true);
+		if (rc < 0)
+			rc = meta_fail(q, rc);
+	}
+	dg = q->dirty_gen;
 	unlock(q);
 	if (rc < 0)
 		return rc;
@@ -2093,6 +2251,8 @@ static int q2_flush(struct blk_backend *be)
 	} else {
 		if (q->synced_gen < g)
 			q->synced_gen = g;
+		if (q->dirty_on_disk && q->dirty_gen == dg)
+			q->dirty_durable = true;
 		rc = commit_locked(q);
 		cache_trim(&q->l2c);
 		cache_trim(&q->rbc);
@@ -2676,6 +2836,8 @@ static void q2_free(struct qcow2 *q)
 	free(q->resv.v);
 	free(q->infl.v);
 	free(q->pfree.v);
+	free(q->held.v);
+	qcow2_commit_close(q->cm);
 	free(q->l1);
 	free(q->l1_dirty);
 	free(q->rt);
@@ -2693,7 +2855,7 @@ static int repair_dirty(struct qcow2 *q)
 	struct qcow2_check_result r;
 	int rc;
 
-	q->dirty_on_disk = true;
+	q->dirty_on_disk = q->dirty_durable = true;
 	rc = scan_refs(q, true, &r);
 	if (rc < 0)
 		return rc;
@@ -2824,7 +2986,13 @@ static int q2_open_layer(struct blk_backend **out, struct blk_file *f,
 			goto fail;
 	}
 	q->dirty_on_disk = (q->incompat & INCOMPAT_DIRTY) != 0;
+	q->dirty_durable = q->dirty_on_disk;
 	if (q->writable && mode == OPEN_IO) {
+		rc = qcow2_commit_open(&q->cm, f, true);
+		if (rc < 0 && rc != -ENOMEM)
+			log_errno(LOG_ERR, -rc, "%s: commit memory", q->path);
+		if (rc < 0)
+			goto fail;
 		if (q->dirty_on_disk) {
 			rc = repair_dirty(q);
 			if (rc < 0)

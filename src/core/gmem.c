@@ -42,6 +42,7 @@ int gmem_alloc(struct gmem *m, uint64_t size, bool wired, bool in_core)
 	if (!in_core)
 		(void)madvise(p, size, MADV_DONTDUMP);
 	(void)madvise(p, size, MADV_HUGEPAGE);
+	(void)madvise(p, size, MADV_DONTFORK);
 	if (wired && mlock(p, size) != 0) {
 		rc = -errno;
 		log_errno(LOG_ERR, -rc, "memory.wired: cannot wire %llu MiB",

@@ -6,7 +6,8 @@
  * write-back of metadata (nothing on disk before FLUSH, everything after),
  * discard and write-zeroes reading zeros, the v3 zero flag, backing
  * chains with copy-on-write and relative names, concurrent partial writes
- * to one cluster, refcount-table growth, version 2 and compressed images
+ * to one cluster, compressed clusters freed while reads of them run,
+ * refcount-table growth, version 2 and compressed images
  * made by qemu-img (skipped with a reason when it is missing), repair of
  * a dirty image, and hostile images: every malformed header field,
  * unsupported features, loops in the backing chain, corrupt L1/L2/
@@ -808,6 +809,99 @@ static void test_concurrent_cluster(void)
 	free(base);
 }
 
+/*
+ * Partial writes into compressed clusters (COW elsewhere, the old
+ * compressed data freed in the commit) while another thread keeps reading
+ * the untouched first 4 KiB of the same clusters from the old data.  The
+ * reads must always see the old bytes (a freed cluster is not reused
+ * while such a read may run), and after every FLUSH the image on disk is
+ * complete: dirty bit clear, no leaks (also while the reads go on).
+ */
+struct comp_reader {
+	struct blk *b;
+	uint64_t nclusters, seed;
+	unsigned bad, reads;
+	bool stop;
+};
+
+static void *comp_read_loop(void *arg)
+{
+	struct comp_reader *r = arg;
+	uint64_t rng = r->seed, c;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		c = (rng >> 33) % r->nclusters;
+		if (!reads_pattern(r->b, c * 64 * KIB, 4096, 31))
+			r->bad++;
+		r->reads++;
+	}
+	return NULL;
+}
+
+static void test_compressed_frees(void)
+{
+	char *raw = path_of("cf.raw"), *comp = path_of("cf.qcow2");
+	char *snap = path_of("cf.snap");
+	struct comp_reader rd[2];
+	unsigned i, j, k, dirty = 0, errs = 0, qbad = 0;
+	pthread_t t[2];
+	struct blk *b;
+
+	if (!have_qemu_img()) {
+		ok(1, "# SKIP qemu-img not installed: no compressed image");
+		return;
+	}
+	make_raw(raw, 8 * MIB, 31);
+	is_int(sh("qemu-img convert -c -O qcow2 %s %s", raw, comp), 0,
+	       "frees: compressed image made");
+	b = bio_open_img(comp, NULL, false);
+	ok(b != NULL, "frees: open");
+	if (!b)
+		return;
+	memset(rd, 0, sizeof(rd));
+	for (j = 0; j < 2; j++) {
+		rd[j].b = b;
+		rd[j].nclusters = 8 * MIB / (64 * KIB);
+		rd[j].seed = 99 + j;
+		if (pthread_create(&t[j], NULL, comp_read_loop, &rd[j]) != 0)
+			abort();
+	}
+	for (i = 0; i < rd[0].nclusters; i++) {
+		k = (i * 37) % (unsigned)rd[0].nclusters; /* a permutation */
+		errs += write_pattern(b, k * 64 * KIB + 8192, 4096, 32) != 0;
+		if (i % 2)
+			continue;
+		errs += run_buf(b, BLK_FLUSH, 0, NULL, 0) != 0;
+		dirty += (read_be64(comp, 72) & 1) != 0;
+		/* the image is locked: QEMU checks a copy */
+		if (i % 64 == 62)
+			qbad += sh("cp %s %s && qemu-img check -q %s", comp,
+				   snap, snap) != 0;
+	}
+	for (j = 0; j < 2; j++) {
+		__atomic_store_n(&rd[j].stop, true, __ATOMIC_RELEASE);
+		pthread_join(t[j], NULL);
+	}
+	is_int(errs, 0, "frees: writes and flushes succeed");
+	ok(rd[0].reads && rd[1].reads && !rd[0].bad && !rd[1].bad,
+	   "frees: %u concurrent reads, all of the old data (%u bad)",
+	   rd[0].reads + rd[1].reads, rd[0].bad + rd[1].bad);
+	is_int(dirty, 0, "frees: the dirty bit is clear after every flush");
+	is_int(qbad, 0, "frees: qemu-img check clean between flushes");
+	ok(reads_pattern(b, 8192, 4096, 32) && reads_pattern(b, 0, 8192, 31) &&
+		   reads_pattern(b, 12288, 64 * KIB - 12288, 31),
+	   "frees: COW kept the rest of a cluster");
+	blk_close(b);
+	check_clean(comp, "frees");
+	unlink(raw);
+	unlink(comp);
+	unlink(snap);
+	free(raw);
+	free(comp);
+	free(snap);
+}
+
 /* ---- refcount table growth, repair ---- */
 
 static void test_growth_and_repair(void)
@@ -1296,6 +1390,7 @@ int main(void)
 	test_zeroes();
 	test_backing();
 	test_concurrent_cluster();
+	test_compressed_frees();
 	test_growth_and_repair();
 	test_hostile_headers();
 	test_hostile_tables();
