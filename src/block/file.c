@@ -439,13 +439,28 @@ static int open_image(struct blk_file *f, const struct blk_opts *o, int extra)
 	return -e;
 }
 
+#define LOCK_WAIT_MS 2000
+
 static int lock_image(const struct blk_file *f)
 {
 	struct flock fl;
+	int i;
 
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = f->writable ? F_WRLCK : F_RDLCK;
 	fl.l_whence = SEEK_SET;
+	/*
+	 * A VMM killed a moment ago may have left its qcow2 commit helper
+	 * finishing the last write-back with the lock held (milliseconds):
+	 * wait up to LOCK_WAIT_MS for it before calling the image busy.
+	 */
+	for (i = 0; i < LOCK_WAIT_MS / 20; i++) {
+		if (fcntl(f->fd, F_OFD_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EACCES)
+			break;
+		usleep(20000);
+	}
 	if (fcntl(f->fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES) {

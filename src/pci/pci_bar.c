@@ -381,7 +381,8 @@ int pci_assign_bars(struct pci_bus *root)
 	pci_foreach(root, collect_bars, &c);
 	if (c.rc)
 		return c.rc;
-	qsort(c.v, c.n, sizeof(*c.v), cmp_bar_ref);
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_bar_ref);
 	for (b = 0; b < PCI_MAX_BUSES; b++) {
 		bool has_bars = false;
 
