@@ -142,12 +142,13 @@ bench:
 
 lint:
 	$(Q)clang-format --dry-run --Werror $(LIB_SRCS) $(KHYVE_SRCS) \
-		$(KHYVECTL_SRCS) $(KHYVE_IMG_SRCS)
+		$(KHYVECTL_SRCS) $(KHYVE_IMG_SRCS) $(VM_SRCS)
 
-install: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG)
+install: $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) $(VM)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5
-	install -m 755 $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(KHYVE) $(KHYVECTL) $(KHYVE_IMG) $(VM) \
+		$(DESTDIR)$(PREFIX)/sbin/
 	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
