@@ -102,3 +102,5 @@ echo "mmio: bare/khyve time per exit $(ratio "$bm" "$km") (target <= 1.05)"
 "$(dirname "$0")/blk.sh" "$B"
 "$(dirname "$0")/storage.sh" "$B"
 "$(dirname "$0")/clone.sh" "$B"
+# (d) virtio-net pps and throughput over a tap vs QEMU (bench/net.sh).
+"$(dirname "$0")/net.sh" "$B"

@@ -14,7 +14,7 @@ case "${1:-check}" in
 check) PKGS="$BASE acpica-tools python3 qemu-utils iproute2 tcpdump" ;;
 demo) PKGS="$BASE" ;;
 demo-linux) PKGS="$BASE busybox-static cpio" ;;
-bench) PKGS="$BASE qemu-system-x86 bc" ;;
+bench) PKGS="$BASE qemu-system-x86 bc iproute2" ;;
 *) echo "usage: $0 check|demo|demo-linux|bench" >&2; exit 2 ;;
 esac
 missing=""
